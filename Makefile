@@ -1,0 +1,110 @@
+# likes: build, run and test the like pipeline.
+#
+#   make run     install what is missing, build, start the local stack and
+#                the services, drive a demo burst of likes, serve until Ctrl-C
+#   make test    install what is missing, build, run every test
+#   make up      the stack and the services in the background
+#   make down    stop them
+#
+# Binaries land in build/bin; the sanitizer build used by tests in
+# build/asan/bin.
+
+SHELL := /bin/bash
+CC ?= cc
+PKGS := rdkafka libmicrohttpd vips json-c hiredis libpq libcrypto
+
+BUILD ?= build
+SANITIZE ?=
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -g -Ilib
+ifeq ($(SANITIZE),1)
+CFLAGS_OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS_SAN := -fsanitize=address,undefined
+else
+CFLAGS_OPT := -O2
+LDFLAGS_SAN :=
+endif
+ALL_CFLAGS = $(CFLAGS_COMMON) $(CFLAGS_OPT) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDLIBS = $(LDFLAGS_SAN) $(PKG_LIBS) -lpthread -lm $(LDLIBS)
+
+LIB_SRC := $(wildcard lib/*.c)
+INGEST_SRC := $(wildcard ingest/*.c)
+AGGREGATOR_SRC := $(wildcard aggregator/*.c)
+PERSISTER_SRC := $(wildcard persister/*.c)
+LIKESCTL_SRC := $(wildcard likesctl/*.c)
+UNIT_SRC := $(wildcard test/unit/test_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_OBJ := $(call obj,$(LIB_SRC))
+BINS := $(BUILD)/bin/likes-ingest $(BUILD)/bin/likes-aggregator $(BUILD)/bin/likes-persister \
+        $(BUILD)/bin/likesctl
+UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
+
+.PHONY: all build asan deps up down run test test-unit lint format console clean
+
+all: build
+
+build: $(BINS)
+
+# The same sources under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 build units
+
+units: $(UNIT_BINS)
+
+$(BUILD)/obj/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/bin/likes-ingest: $(call obj,$(INGEST_SRC)) $(LIB_OBJ)
+$(BUILD)/bin/likes-aggregator: $(call obj,$(AGGREGATOR_SRC)) $(LIB_OBJ)
+$(BUILD)/bin/likes-persister: $(call obj,$(PERSISTER_SRC)) $(LIB_OBJ)
+$(BUILD)/bin/likesctl: $(call obj,$(LIKESCTL_SRC)) $(LIB_OBJ)
+
+$(BINS):
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(ALL_LDLIBS)
+
+$(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(ALL_LDLIBS)
+
+deps:
+	@scripts/install-deps.sh
+
+up: deps build
+	@scripts/stack.sh start
+	@scripts/services.sh start
+
+down:
+	@scripts/services.sh stop || true
+	@scripts/stack.sh stop
+
+run: deps build
+	@scripts/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory build asan
+	@test/run.sh
+
+test-unit: deps
+	@$(MAKE) --no-print-directory asan
+	@test/run.sh unit
+
+console:
+	@scripts/console.sh $(or $(TOPIC),likes)
+
+lint:
+	@clang-format --dry-run --Werror $(wildcard lib/*.[ch] ingest/*.[ch] aggregator/*.[ch] \
+		persister/*.[ch] likesctl/*.[ch] test/unit/*.[ch])
+
+format:
+	@clang-format -i $(wildcard lib/*.[ch] ingest/*.[ch] aggregator/*.[ch] persister/*.[ch] \
+		likesctl/*.[ch] test/unit/*.[ch])
+
+clean:
+	rm -rf build

@@ -1,0 +1,30 @@
+/*
+ * librdkafka set-up shared by the producer of ingest and the consumers.
+ */
+#ifndef LK_KAFKA_H
+#define LK_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+#include "config.h"
+
+/* A configuration with the brokers, a client id of `role` and the
+ * instance id, and librdkafka's own logs routed to lk_log. The caller owns
+ * the result, to pass to rd_kafka_new() or rd_kafka_conf_destroy(). */
+rd_kafka_conf_t *lk_kafka_conf_new(const lk_config *cfg, const char *role);
+
+/* Sets one property. Returns 0, or -1 after logging which property failed:
+ * a bad property is a programming error the caller turns into an exit. */
+int lk_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value);
+
+/* Sets the properties of an idempotent producer that waits for every
+ * in-sync replica, and partitions keys with murmur2 as the Java clients do,
+ * so that a post's events land on one partition whoever produced them. */
+int lk_kafka_conf_set_reliable_producer(rd_kafka_conf_t *conf);
+
+/* Sets the properties of a consumer in `group` that never commits or stores
+ * offsets by itself and reads only committed transactional messages. */
+int lk_kafka_conf_set_manual_consumer(rd_kafka_conf_t *conf, const char *group);
+
+#endif

@@ -1,0 +1,140 @@
+#include "redis.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct lk_redis {
+    char host[128];
+    int port;
+    int timeout_ms;
+    redisContext *context;
+    int reachable; /* last known state, for logging changes only */
+};
+
+lk_redis *lk_redis_new(const char *host, int port, int timeout_ms)
+{
+    lk_redis *redis = calloc(1, sizeof(*redis));
+    if (redis == NULL)
+        return NULL;
+
+    snprintf(redis->host, sizeof(redis->host), "%s", host);
+    redis->port = port;
+    redis->timeout_ms = timeout_ms;
+    redis->reachable = 1;
+    return redis;
+}
+
+void lk_redis_free(lk_redis *redis)
+{
+    if (redis == NULL)
+        return;
+    if (redis->context != NULL)
+        redisFree(redis->context);
+    free(redis);
+}
+
+static void note_unreachable(lk_redis *redis, const char *why)
+{
+    if (redis->reachable)
+        lk_log_warn("redis %s:%d unreachable (%s), retrying until it answers", redis->host,
+                    redis->port, why);
+    redis->reachable = 0;
+}
+
+static void note_reachable(lk_redis *redis)
+{
+    if (!redis->reachable)
+        lk_log_info("redis %s:%d reachable again", redis->host, redis->port);
+    redis->reachable = 1;
+}
+
+redisContext *lk_redis_get(lk_redis *redis)
+{
+    if (redis->context != NULL)
+        return redis->context;
+
+    struct timeval timeout = {
+        .tv_sec = redis->timeout_ms / 1000,
+        .tv_usec = (redis->timeout_ms % 1000) * 1000,
+    };
+    redisContext *context = redisConnectWithTimeout(redis->host, redis->port, timeout);
+    if (context == NULL) {
+        note_unreachable(redis, "out of memory");
+        return NULL;
+    }
+    if (context->err != 0) {
+        note_unreachable(redis, context->errstr);
+        redisFree(context);
+        return NULL;
+    }
+
+    redisSetTimeout(context, timeout);
+    redis->context = context;
+    note_reachable(redis);
+    return context;
+}
+
+void lk_redis_broken(lk_redis *redis, const char *why)
+{
+    if (redis->context != NULL) {
+        redisFree(redis->context);
+        redis->context = NULL;
+    }
+    note_unreachable(redis, why);
+}
+
+redisReply *lk_redis_command(lk_redis *redis, const char *fmt, ...)
+{
+    redisContext *context = lk_redis_get(redis);
+    if (context == NULL)
+        return NULL;
+
+    va_list args;
+    va_start(args, fmt);
+    redisReply *reply = redisvCommand(context, fmt, args);
+    va_end(args);
+
+    if (reply == NULL)
+        lk_redis_broken(redis, context->errstr[0] ? context->errstr : "connection lost");
+    return reply;
+}
+
+int lk_redis_get_count(lk_redis *redis, int64_t post_id, int64_t *count)
+{
+    char key[64];
+    lk_redis_key_count(post_id, key, sizeof(key));
+
+    redisReply *reply = lk_redis_command(redis, "GET %s", key);
+    if (reply == NULL)
+        return -1;
+
+    int rc = 0;
+    if (reply->type == REDIS_REPLY_NIL) {
+        *count = 0;
+    } else if (reply->type == REDIS_REPLY_STRING) {
+        *count = strtoll(reply->str, NULL, 10);
+    } else {
+        /* An error reply, such as LOADING while Redis reads its data back:
+         * the count is not known yet. */
+        lk_log_warn("redis GET %s answered %s, count unknown", key,
+                    reply->type == REDIS_REPLY_ERROR ? reply->str : "an unexpected type");
+        rc = -1;
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+int lk_redis_key_count(int64_t post_id, char *buf, size_t buflen)
+{
+    return snprintf(buf, buflen, "likes:post:%" PRId64 ":count", post_id);
+}
+
+int lk_redis_key_users(int64_t post_id, char *buf, size_t buflen)
+{
+    return snprintf(buf, buflen, "likes:post:%" PRId64 ":users", post_id);
+}
