@@ -58,7 +58,8 @@ units: $(UNIT_BINS)
 
 $(BUILD)/obj/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/bin/likes-ingest: $(call obj,$(INGEST_SRC)) $(LIB_OBJ)
 $(BUILD)/bin/likes-aggregator: $(call obj,$(AGGREGATOR_SRC)) $(LIB_OBJ)
@@ -67,11 +68,13 @@ $(BUILD)/bin/likesctl: $(call obj,$(LIKESCTL_SRC)) $(LIB_OBJ)
 
 $(BINS):
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(ALL_LDLIBS)
+	@echo "  LINK    $@"
+	@$(CC) -o $@ $^ $(ALL_LDLIBS)
 
 $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(ALL_LDLIBS)
+	@echo "  LINK    $@"
+	@$(CC) -o $@ $^ $(ALL_LDLIBS)
 
 deps:
 	@scripts/install-deps.sh

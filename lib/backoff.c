@@ -30,7 +30,7 @@ void lk_backoff_reset(lk_backoff *backoff)
     backoff->current_ms = 0;
 }
 
-void lk_sleep_ms(int ms, volatile int *stop)
+void lk_sleep_ms(int ms, volatile sig_atomic_t *stop)
 {
     while (ms > 0 && (stop == NULL || !*stop)) {
         int step = ms < 50 ? ms : 50;

@@ -4,6 +4,8 @@
 #ifndef LK_BACKOFF_H
 #define LK_BACKOFF_H
 
+#include <signal.h>
+
 typedef struct lk_backoff {
     int min_ms;
     int max_ms;
@@ -20,6 +22,6 @@ void lk_backoff_reset(lk_backoff *backoff);
 
 /* Sleeps for `ms` milliseconds unless `*stop` becomes set, checking it
  * every 50 ms. `stop` may be NULL. */
-void lk_sleep_ms(int ms, volatile int *stop);
+void lk_sleep_ms(int ms, volatile sig_atomic_t *stop);
 
 #endif

@@ -59,7 +59,7 @@ static void default_instance_id(char *out, size_t outlen)
     char host[64] = "host";
     gethostname(host, sizeof(host) - 1);
     host[sizeof(host) - 1] = '\0';
-    snprintf(out, outlen, "%s-%d", host, (int)getpid());
+    snprintf(out, outlen, "%s", host);
 }
 
 static int load_strings(lk_config *cfg, char *err, size_t errlen)

@@ -17,7 +17,10 @@
  *   LIKES_AGGREGATOR_GROUP    likes-aggregator
  *   LIKES_PERSISTER_GROUP     likes-persister
  *   LIKES_WINDOW_MS           200    aggregation window
- *   LIKES_INSTANCE_ID         host name and pid   names a consumer instance
+ *   LIKES_INSTANCE_ID         the host name: names this member of a consumer
+ *                             group and its transactional id, so it must be
+ *                             stable across restarts and distinct between
+ *                             members running at once
  *   LIKES_MAX_UPLOAD_BYTES    20971520
  *   LIKES_MAX_IMAGE_PIXELS    40000000
  *   LIKES_HTTP_MAX_CONNECTIONS 20000

@@ -1,0 +1,188 @@
+#include "counts.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* ARGV[1] is the topic; then five values per entry: partition, offset,
+ * post id, user id, 1 for like or 0 for unlike, sorted by partition and
+ * offset. Returns the touched posts and their new counts, flattened. Lua
+ * numbers are doubles, exact for offsets up to 2^53. */
+static const char apply_script[] =
+    "local topic = ARGV[1]\n"
+    "local applied = {}\n"
+    "local advanced = {}\n"
+    "local touched = {}\n"
+    "local touched_order = {}\n"
+    "for i = 2, #ARGV, 5 do\n"
+    "  local partition = ARGV[i]\n"
+    "  local offset = tonumber(ARGV[i + 1])\n"
+    "  local post = ARGV[i + 2]\n"
+    "  if applied[partition] == nil then\n"
+    "    local guard = redis.call('GET', 'likes:applied:' .. topic .. ':' .. partition)\n"
+    "    applied[partition] = tonumber(guard or '-1')\n"
+    "  end\n"
+    "  if offset > applied[partition] then\n"
+    "    local users = 'likes:post:' .. post .. ':users'\n"
+    "    local changed\n"
+    "    if ARGV[i + 4] == '1' then\n"
+    "      changed = redis.call('SADD', users, ARGV[i + 3])\n"
+    "    else\n"
+    "      changed = redis.call('SREM', users, ARGV[i + 3])\n"
+    "    end\n"
+    "    if changed == 1 and not touched[post] then\n"
+    "      touched[post] = true\n"
+    "      table.insert(touched_order, post)\n"
+    "    end\n"
+    "    applied[partition] = offset\n"
+    "    advanced[partition] = ARGV[i + 1]\n"
+    "  end\n"
+    "end\n"
+    "for partition, offset in pairs(advanced) do\n"
+    "  redis.call('SET', 'likes:applied:' .. topic .. ':' .. partition, offset)\n"
+    "end\n"
+    "local result = {}\n"
+    "for _, post in ipairs(touched_order) do\n"
+    "  local count = redis.call('SCARD', 'likes:post:' .. post .. ':users')\n"
+    "  redis.call('SET', 'likes:post:' .. post .. ':count', count)\n"
+    "  table.insert(result, post)\n"
+    "  table.insert(result, count)\n"
+    "end\n"
+    "return result\n";
+
+/* Entries per script call: large enough to amortise the round trip, small
+ * enough that one call never holds Redis for long. */
+#define CHUNK_ENTRIES 2000
+#define ARGS_PER_ENTRY 5
+#define NUMBER_LEN 24
+
+struct counts {
+    lk_redis *redis;
+    char *topic;
+    char script_sha[41];
+    /* Argument vectors reused across calls. */
+    const char *argv[2 + 1 + CHUNK_ENTRIES * ARGS_PER_ENTRY];
+    size_t argv_len[2 + 1 + CHUNK_ENTRIES * ARGS_PER_ENTRY];
+    char numbers[CHUNK_ENTRIES * ARGS_PER_ENTRY][NUMBER_LEN];
+};
+
+counts *counts_new(lk_redis *redis, const char *topic)
+{
+    counts *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+
+    c->topic = strdup(topic);
+    if (c->topic == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->redis = redis;
+    return c;
+}
+
+void counts_free(counts *c)
+{
+    if (c == NULL)
+        return;
+    free(c->topic);
+    free(c);
+}
+
+/* Loads the script and remembers its digest, once per connection at most:
+ * a restarted Redis forgets its scripts, and then EVALSHA answers
+ * NOSCRIPT. */
+static int load_script(counts *c)
+{
+    redisReply *reply = lk_redis_command(c->redis, "SCRIPT LOAD %s", apply_script);
+    if (reply == NULL)
+        return -1;
+
+    int rc = -1;
+    if (reply->type == REDIS_REPLY_STRING && reply->len == 40) {
+        memcpy(c->script_sha, reply->str, 41);
+        rc = 0;
+    } else {
+        lk_log_error("redis SCRIPT LOAD failed: %s, will retry",
+                     reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+static void set_number(counts *c, size_t arg, size_t slot, int64_t value)
+{
+    int len = snprintf(c->numbers[slot], NUMBER_LEN, "%" PRId64, value);
+    c->argv[arg] = c->numbers[slot];
+    c->argv_len[arg] = (size_t)len;
+}
+
+/* Fills the argument vector for one chunk; returns the argument count. */
+static int build_args(counts *c, const window_entry *entries, size_t n)
+{
+    c->argv[0] = "EVALSHA";
+    c->argv_len[0] = 7;
+    c->argv[1] = c->script_sha;
+    c->argv_len[1] = 40;
+    c->argv[2] = "0";
+    c->argv_len[2] = 1;
+    c->argv[3] = c->topic;
+    c->argv_len[3] = strlen(c->topic);
+
+    size_t arg = 4, slot = 0;
+    for (size_t i = 0; i < n; i++) {
+        set_number(c, arg++, slot++, entries[i].partition);
+        set_number(c, arg++, slot++, entries[i].offset);
+        set_number(c, arg++, slot++, entries[i].post_id);
+        set_number(c, arg++, slot++, entries[i].user_id);
+        c->argv[arg] = entries[i].action == LK_ACTION_LIKE ? "1" : "0";
+        c->argv_len[arg++] = 1;
+    }
+    return (int)arg;
+}
+
+static int run_chunk(counts *c, const window_entry *entries, size_t n, size_t *changed_posts)
+{
+    if (c->script_sha[0] == '\0' && load_script(c) != 0)
+        return -1;
+
+    redisContext *context = lk_redis_get(c->redis);
+    if (context == NULL)
+        return -1;
+
+    int argc = build_args(c, entries, n);
+    redisReply *reply = redisCommandArgv(context, argc, c->argv, c->argv_len);
+    if (reply == NULL) {
+        lk_redis_broken(c->redis, context->errstr[0] ? context->errstr : "connection lost");
+        c->script_sha[0] = '\0';
+        return -1;
+    }
+
+    int rc = 0;
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        *changed_posts += reply->elements / 2;
+    } else {
+        const char *why = reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply";
+        lk_log_warn("redis count update failed: %s, will retry", why);
+        if (strncmp(why, "NOSCRIPT", 8) == 0)
+            c->script_sha[0] = '\0';
+        rc = -1;
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+int counts_apply(counts *c, const window_entry *entries, size_t n, size_t *changed_posts)
+{
+    *changed_posts = 0;
+
+    for (size_t start = 0; start < n; start += CHUNK_ENTRIES) {
+        size_t chunk = n - start < CHUNK_ENTRIES ? n - start : CHUNK_ENTRIES;
+        if (run_chunk(c, entries + start, chunk, changed_posts) != 0)
+            return -1;
+    }
+    return 0;
+}
