@@ -13,7 +13,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "redis.h"
-#include "window.h"
+#include "pairs.h"
 
 /* A window closes after cfg->window_ms or at this many distinct pairs,
  * whichever comes first, to bound its memory. */
@@ -33,7 +33,7 @@ typedef struct aggregator {
     rd_kafka_t *producer; /* transactional */
     lk_redis *redis;
     counts *counts;
-    window *window;
+    lk_pairs *window;
     deadletters *deadletters;
 
     /* Next offset to commit per partition; -1 where the window read
@@ -52,7 +52,7 @@ static int64_t now_ms(void)
 
 static void window_reset(aggregator *a)
 {
-    window_clear(a->window);
+    lk_pairs_clear(a->window);
     deadletters_clear(a->deadletters);
     for (int p = 0; p < MAX_PARTITIONS; p++)
         a->next_offset[p] = -1;
@@ -82,7 +82,7 @@ static void window_take(aggregator *a, const rd_kafka_message_t *msg)
         deadletters_add(a->deadletters, msg, reason);
         return;
     }
-    if (window_add(a->window, &ev, msg->partition, msg->offset) != 0) {
+    if (lk_pairs_set(a->window, &ev, msg->partition, msg->offset) != 0) {
         lk_log_error("out of memory growing the window; exiting");
         a->fatal = 1;
     }
@@ -111,7 +111,7 @@ static int txn_failed(aggregator *a, rd_kafka_error_t *error, const char *step)
 
 static int by_post(const void *left, const void *right)
 {
-    const window_entry *x = left, *y = right;
+    const lk_pair *x = left, *y = right;
     if (x->post_id != y->post_id)
         return x->post_id < y->post_id ? -1 : 1;
     return x->user_id < y->user_id ? -1 : x->user_id > y->user_id;
@@ -148,7 +148,7 @@ static int produce_delta(aggregator *a, const lk_delta *delta)
 
 /* Sorts the entries by post and produces one delta per post, with the users
  * who like it now and those who no longer do. */
-static int produce_deltas(aggregator *a, window_entry *entries, size_t n)
+static int produce_deltas(aggregator *a, lk_pair *entries, size_t n)
 {
     qsort(entries, n, sizeof(*entries), by_post);
 
@@ -229,7 +229,7 @@ static void abort_transaction(aggregator *a)
 
 /* Produces the window's deltas and dead letters and commits them together
  * with the consumed offsets. Returns 0 when committed, -1 when aborted. */
-static int commit_window(aggregator *a, window_entry *entries, size_t n)
+static int commit_window(aggregator *a, lk_pair *entries, size_t n)
 {
     if (txn_failed(a, rd_kafka_begin_transaction(a->producer), "begin") != 0)
         return -1;
@@ -289,7 +289,7 @@ static void rewind_to_committed(aggregator *a)
 /* Applies the window to Redis, retrying with backoff while Redis is down.
  * With `patient` unset (inside a rebalance, where waiting stalls the whole
  * group, or when stopping) it gives up after a few tries. */
-static int apply_to_redis(aggregator *a, const window_entry *entries, size_t n, int patient)
+static int apply_to_redis(aggregator *a, const lk_pair *entries, size_t n, int patient)
 {
     lk_backoff backoff;
     lk_backoff_init(&backoff, 100, 5000);
@@ -315,8 +315,8 @@ static int window_flush(aggregator *a, int patient)
     if (!a->window_open)
         return 0;
 
-    size_t n = window_size(a->window);
-    window_entry *entries = (window_entry *)window_sorted(a->window);
+    size_t n = lk_pairs_count(a->window);
+    lk_pair *entries = (lk_pair *)lk_pairs_sorted(a->window);
     if (entries == NULL) {
         lk_log_error("out of memory sorting the window; exiting");
         a->fatal = 1;
@@ -473,7 +473,7 @@ static int window_due(const aggregator *a)
     if (!a->window_open)
         return 0;
     return now_ms() - a->window_opened_ms >= a->cfg->window_ms ||
-           window_size(a->window) >= WINDOW_MAX_PAIRS;
+           lk_pairs_count(a->window) >= WINDOW_MAX_PAIRS;
 }
 
 static int poll_timeout_ms(const aggregator *a)
@@ -505,7 +505,7 @@ static void consume_loop(aggregator *a)
 static int aggregator_open(aggregator *a)
 {
     a->redis = lk_redis_new(a->cfg->redis_host, a->cfg->redis_port, 2000);
-    a->window = window_new();
+    a->window = lk_pairs_new();
     a->deadletters = deadletters_new();
     if (a->redis == NULL || a->window == NULL || a->deadletters == NULL)
         return -1;
@@ -536,7 +536,7 @@ static void aggregator_close(aggregator *a)
         rd_kafka_destroy(a->producer);
     }
     counts_free(a->counts);
-    window_free(a->window);
+    lk_pairs_free(a->window);
     deadletters_free(a->deadletters);
     lk_redis_free(a->redis);
 }

@@ -121,7 +121,7 @@ static void set_number(counts *c, size_t arg, size_t slot, int64_t value)
 }
 
 /* Fills the argument vector for one chunk; returns the argument count. */
-static int build_args(counts *c, const window_entry *entries, size_t n)
+static int build_args(counts *c, const lk_pair *entries, size_t n)
 {
     c->argv[0] = "EVALSHA";
     c->argv_len[0] = 7;
@@ -144,7 +144,7 @@ static int build_args(counts *c, const window_entry *entries, size_t n)
     return (int)arg;
 }
 
-static int run_chunk(counts *c, const window_entry *entries, size_t n, size_t *changed_posts)
+static int run_chunk(counts *c, const lk_pair *entries, size_t n, size_t *changed_posts)
 {
     if (c->script_sha[0] == '\0' && load_script(c) != 0)
         return -1;
@@ -175,7 +175,7 @@ static int run_chunk(counts *c, const window_entry *entries, size_t n, size_t *c
     return rc;
 }
 
-int counts_apply(counts *c, const window_entry *entries, size_t n, size_t *changed_posts)
+int counts_apply(counts *c, const lk_pair *entries, size_t n, size_t *changed_posts)
 {
     *changed_posts = 0;
 

@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #include "redis.h"
-#include "window.h"
+#include "pairs.h"
 
 typedef struct counts counts;
 
@@ -27,6 +27,6 @@ void counts_free(counts *c);
  * are in Redis, or -1 when Redis failed; a retry of the same entries is
  * then safe, since what was applied is skipped. `*changed_posts` is the
  * number of posts whose count changed. */
-int counts_apply(counts *c, const window_entry *entries, size_t n, size_t *changed_posts);
+int counts_apply(counts *c, const lk_pair *entries, size_t n, size_t *changed_posts);
 
 #endif
