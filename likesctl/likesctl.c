@@ -1,0 +1,94 @@
+/*
+ * likesctl: the operator's command.
+ *
+ *   likesctl token USER_ID...   print a bearer token for each user id
+ *
+ * Tokens are signed with LIKES_TOKEN_SECRET, exactly as the ingest service
+ * signs them, so load tools can act as any number of users without signing
+ * each one up.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "token.h"
+
+typedef struct command {
+    const char *name;
+    const char *usage;
+    int (*run)(const lk_config *cfg, int argc, char **argv);
+} command;
+
+static int parse_user_id(const char *text, int64_t *user_id)
+{
+    char *end;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno != 0 || *end != '\0' || end == text || value <= 0)
+        return -1;
+    *user_id = value;
+    return 0;
+}
+
+static int run_token(const lk_config *cfg, int argc, char **argv)
+{
+    if (argc < 1) {
+        fprintf(stderr, "likesctl token: give at least one user id\n");
+        return 2;
+    }
+
+    for (int i = 0; i < argc; i++) {
+        int64_t user_id;
+        char token[LK_TOKEN_MAX_LEN];
+        if (parse_user_id(argv[i], &user_id) != 0 ||
+            lk_token_mint(cfg->token_secret, user_id, token, sizeof(token)) != 0) {
+            fprintf(stderr, "likesctl token: \"%s\" is not a positive user id\n", argv[i]);
+            return 2;
+        }
+        printf("%s\n", token);
+    }
+    return 0;
+}
+
+static const command commands[] = {
+    {"token", "token USER_ID...    print a bearer token for each user id", run_token},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: likesctl COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %s\n", commands[i].usage);
+    fprintf(out, "\nSettings come from the LIKES_* environment variables (see README.md).\n");
+}
+
+int main(int argc, char **argv)
+{
+    lk_log_init("likesctl");
+
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) != 0)
+            continue;
+
+        lk_config cfg;
+        char err[256];
+        if (lk_config_load(&cfg, 1, err, sizeof(err)) != 0) {
+            fprintf(stderr, "likesctl: %s\n", err);
+            return 2;
+        }
+        return commands[i].run(&cfg, argc - 2, argv + 2);
+    }
+
+    fprintf(stderr, "likesctl: unknown command \"%s\"\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
