@@ -97,6 +97,19 @@ static inline int check_int_eq(intmax_t expected, intmax_t actual, const char *w
     return 0;
 }
 
+static inline int check_int_range(intmax_t low, intmax_t high, intmax_t actual, const char *what,
+                                  const char *file, int line)
+{
+    if (actual >= low && actual <= high)
+        return 1;
+
+    char shown_expected[64], shown_actual[32];
+    snprintf(shown_expected, sizeof(shown_expected), "%jd..%jd", low, high);
+    snprintf(shown_actual, sizeof(shown_actual), "%jd", actual);
+    check_fail(what, file, line, shown_expected, shown_actual);
+    return 0;
+}
+
 static inline int check_str_eq(const char *expected, const char *actual, const char *what,
                                const char *file, int line)
 {
@@ -125,6 +138,14 @@ static inline int check_str_eq(const char *expected, const char *actual, const c
 #define CHECK_INT_EQ(expected, actual)                                                             \
     do {                                                                                           \
         if (!check_int_eq((intmax_t)(expected), (intmax_t)(actual), #actual, __FILE__, __LINE__))  \
+            return;                                                                                \
+    } while (0)
+
+/* Checks that an integer lies in [low, high], bounds included. */
+#define CHECK_INT_RANGE(low, high, actual)                                                         \
+    do {                                                                                           \
+        if (!check_int_range((intmax_t)(low), (intmax_t)(high), (intmax_t)(actual), #actual,       \
+                             __FILE__, __LINE__))                                                  \
             return;                                                                                \
     } while (0)
 
