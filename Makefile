@@ -44,6 +44,8 @@ BINS := $(BUILD)/bin/likes-ingest $(BUILD)/bin/likes-aggregator $(BUILD)/bin/lik
         $(BUILD)/bin/likesctl
 UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 
+.SECONDARY:
+
 .PHONY: all build asan deps up down run test test-unit lint format console clean
 
 all: build
