@@ -19,7 +19,16 @@ LIKES_LOG_TAG=stack
 logs="$LIKES_RUN_DIR/logs"
 kafka_dir="$LIKES_RUN_DIR/kafka"
 redis_dir="$LIKES_RUN_DIR/redis"
-pg_dir="$LIKES_RUN_DIR/pg"
+# The postgres user must be able to walk down to its data directory. A run
+# directory under a private home (mode 700, as /root is) would stop it, so
+# the cluster then lives under /var/tmp instead, one per run directory.
+if mkdir -p "$LIKES_RUN_DIR" && (cd / && runuser -u postgres -- test -x "$LIKES_RUN_DIR") 2>/dev/null; then
+    pg_dir="$LIKES_RUN_DIR/pg"
+    pg_log="$logs/postgres.log"
+else
+    pg_dir="/var/tmp/likes-pg-$(printf '%s' "$LIKES_RUN_DIR" | md5sum | cut -c1-12)"
+    pg_log="$pg_dir/postgres.log"
+fi
 pg_data="$pg_dir/data"
 pg_socket="$pg_dir/socket"
 pg_bin=/usr/lib/postgresql/15/bin
@@ -274,14 +283,6 @@ pg_ready() {
     "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$LIKES_PG_PORT" -t 2
 }
 
-# The postgres user must be able to walk down to its data directory; a run
-# directory under a private home would stop it, so say so plainly.
-pg_check_reachable() {
-    if ! as_postgres test -x "$LIKES_RUN_DIR"; then
-        die "postgres: the postgres user cannot enter $LIKES_RUN_DIR; each directory above it must be searchable by others (chmod o+x), or set LIKES_RUN_DIR elsewhere"
-    fi
-}
-
 pg_init() {
     [ -s "$pg_data/PG_VERSION" ] && return
     id postgres >/dev/null 2>&1 || die "postgres: no postgres system user; run scripts/install-deps.sh"
@@ -340,11 +341,11 @@ pg_start() {
         port_open "$LIKES_PG_PORT" \
             && die "postgres: port $LIKES_PG_PORT is taken by another process"
         pg_init
-        pg_check_reachable
         pg_write_config
-        touch "$logs/postgres.log"
-        chown postgres:postgres "$logs/postgres.log"
-        as_postgres "$pg_bin/pg_ctl" -D "$pg_data" -l "$logs/postgres.log" \
+        touch "$pg_log"
+        chown postgres:postgres "$pg_log"
+        [ "$pg_log" = "$logs/postgres.log" ] || ln -sfn "$pg_log" "$logs/postgres.log"
+        as_postgres "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_log" \
             -w -t "$pg_timeout" -s start 9>&- \
             || die "postgres: pg_ctl start failed, see $logs/postgres.log"
         log "postgres: launched, logs in $logs/postgres.log"
@@ -404,7 +405,6 @@ stack_start() {
     local began=$SECONDS
     ensure_deps
     # Fail before anything starts rather than halfway.
-    pg_check_reachable
     kafka_launch
     redis_start
     pg_start
@@ -427,6 +427,7 @@ stack_reset() {
     for dir in kafka redis pg logs media; do
         rm -rf "${LIKES_RUN_DIR:?}/$dir"
     done
+    rm -rf "${pg_dir:?}"
     log "stack: data deleted under $LIKES_RUN_DIR"
 }
 
