@@ -1,0 +1,604 @@
+/*
+ * The Redis handle: key names, a port where nothing listens, and a real
+ * redis-server started here as a child process on a free port of
+ * 127.0.0.1, killed and restarted on the same port to watch the handle
+ * reconnect. The tests that need the server are skipped when redis-server
+ * is not on PATH.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "log.h"
+#include "redis.h"
+
+/* ---- stderr capture, to count the state changes logged ---- */
+
+typedef struct capture {
+    int saved_stderr;
+    int read_end;
+} capture;
+
+static int capture_start(capture *cap)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    cap->saved_stderr = dup(STDERR_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    close(fds[1]);
+    cap->read_end = fds[0];
+    return 0;
+}
+
+static void capture_end(capture *cap, char *out, size_t outlen)
+{
+    dup2(cap->saved_stderr, STDERR_FILENO);
+    close(cap->saved_stderr);
+
+    size_t used = 0;
+    ssize_t got;
+    while (used < outlen - 1 && (got = read(cap->read_end, out + used, outlen - 1 - used)) > 0)
+        used += (size_t)got;
+    out[used] = '\0';
+    close(cap->read_end);
+}
+
+/* Writes the lines of `log` without their time stamp (24 characters and a
+ * space), so that they compare exactly. */
+static void strip_times(const char *log, char *out, size_t outlen)
+{
+    size_t used = 0;
+    while (*log != '\0' && used + 1 < outlen) {
+        const char *newline = strchr(log, '\n');
+        size_t len = newline != NULL ? (size_t)(newline - log + 1) : strlen(log);
+        size_t skip = len > 25 ? 25 : len;
+        size_t keep = len - skip < outlen - 1 - used ? len - skip : outlen - 1 - used;
+        memcpy(out + used, log + skip, keep);
+        used += keep;
+        log += len;
+    }
+    out[used] = '\0';
+}
+
+/* ---- ports and the child redis-server ---- */
+
+/* A port of 127.0.0.1 that was free a moment ago. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
+        port = ntohs(addr.sin_port);
+    close(fd);
+    return port;
+}
+
+/* Listens on a free port of 127.0.0.1 but never accepts nor answers: the
+ * kernel completes the handshake, then silence. Returns the socket. */
+static int silent_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fd, 8) != 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(addr.sin_port);
+    return fd;
+}
+
+static int on_path(const char *program)
+{
+    const char *path = getenv("PATH");
+    while (path != NULL && *path != '\0') {
+        const char *colon = strchr(path, ':');
+        size_t len = colon != NULL ? (size_t)(colon - path) : strlen(path);
+        char candidate[1024];
+        snprintf(candidate, sizeof(candidate), "%.*s/%s", (int)len, path, program);
+        if (access(candidate, X_OK) == 0)
+            return 1;
+        path = colon != NULL ? colon + 1 : NULL;
+    }
+    return 0;
+}
+
+typedef struct server {
+    pid_t pid;
+    int port;
+    char dir[64];
+} server;
+
+static int can_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+    close(fd);
+    return ok;
+}
+
+static int server_spawn(server *srv)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", srv->port);
+    fflush(stdout);
+
+    pid_t test_pid = getpid();
+    srv->pid = fork();
+    if (srv->pid < 0)
+        return -1;
+    if (srv->pid == 0) {
+        /* Should the test crash, the server goes with it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != test_pid)
+            _exit(127);
+
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", srv->dir, (char *)NULL);
+        _exit(127);
+    }
+
+    for (int waited = 0; waited < 5000; waited += 20) {
+        if (can_connect(srv->port))
+            return 0;
+        if (waitpid(srv->pid, NULL, WNOHANG) == srv->pid) {
+            srv->pid = 0;
+            return -1;
+        }
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    return -1;
+}
+
+/* Starts redis-server on srv->port of 127.0.0.1, without persistence, in
+ * srv->dir, and waits up to 5 s for it to accept connections. The
+ * directory exists only while the server starts: it writes nothing there,
+ * and a test that crashes leaves nothing behind. */
+static int server_start(server *srv)
+{
+    if (mkdir(srv->dir, 0700) != 0)
+        return -1;
+    int rc = server_spawn(srv);
+    rmdir(srv->dir);
+    return rc;
+}
+
+/* Ends the server the hard way, as a crash would. */
+static void server_kill(server *srv)
+{
+    if (srv->pid > 0) {
+        kill(srv->pid, SIGKILL);
+        waitpid(srv->pid, NULL, 0);
+    }
+    srv->pid = 0;
+}
+
+/* Picks a free port and the name of a new directory; returns -1 when
+ * either fails. */
+static int server_prepare(server *srv)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->port = free_port();
+    snprintf(srv->dir, sizeof(srv->dir), "/tmp/lk-test-redis-XXXXXX");
+    if (srv->port <= 0 || mkdtemp(srv->dir) == NULL)
+        return -1;
+    rmdir(srv->dir);
+    return 0;
+}
+
+static void server_cleanup(server *srv)
+{
+    server_kill(srv);
+}
+
+static long long now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec * 1000LL + now.tv_nsec / 1000000;
+}
+
+/* ---- the tests ---- */
+
+static void test_key_names(void)
+{
+    char key[64];
+
+    CHECK_INT_EQ(19, lk_redis_key_count(42, key, sizeof(key)));
+    CHECK_STR_EQ("likes:post:42:count", key);
+    CHECK_INT_EQ(19, lk_redis_key_users(42, key, sizeof(key)));
+    CHECK_STR_EQ("likes:post:42:users", key);
+    CHECK_INT_EQ(36, lk_redis_key_count(INT64_MAX, key, sizeof(key)));
+    CHECK_STR_EQ("likes:post:9223372036854775807:count", key);
+    CHECK_INT_EQ(36, lk_redis_key_users(INT64_MAX, key, sizeof(key)));
+    CHECK_STR_EQ("likes:post:9223372036854775807:users", key);
+}
+
+static void check_dead_port(lk_redis *redis, int port)
+{
+    capture cap;
+    CHECK_INT_EQ(0, capture_start(&cap));
+
+    long long start = now_ms();
+    int64_t count = 42;
+    int first = lk_redis_get_count(redis, 7, &count);
+    int second = lk_redis_get_count(redis, 7, &count);
+    redisContext *context = lk_redis_get(redis);
+    redisReply *reply = lk_redis_command(redis, "PING");
+    long long took = now_ms() - start;
+
+    char log[4096], lines[4096];
+    capture_end(&cap, log, sizeof(log));
+    strip_times(log, lines, sizeof(lines));
+
+    CHECK_INT_EQ(-1, first);
+    CHECK_INT_EQ(-1, second);
+    CHECK_INT_EQ(42, count);
+    CHECK(context == NULL);
+    CHECK(reply == NULL);
+    /* Refused at once, not after the 1 s timeout. */
+    CHECK_INT_RANGE(0, 900, took);
+
+    /* Four failed attempts, one line: the change to unreachable. */
+    char expected[512];
+    snprintf(expected, sizeof(expected),
+             "test_redis[%d] WARN redis 127.0.0.1:%d unreachable (Connection refused), retrying "
+             "until it answers\n",
+             (int)getpid(), port);
+    CHECK_STR_EQ(expected, lines);
+}
+
+static void test_dead_port(void)
+{
+    int port = free_port();
+    CHECK(port > 0);
+    lk_redis *redis = lk_redis_new("127.0.0.1", port, 1000);
+    CHECK(redis != NULL);
+
+    check_dead_port(redis, port);
+    lk_redis_free(redis);
+}
+
+static void check_silent_server(lk_redis *redis)
+{
+    long long start = now_ms();
+    int64_t count = 42;
+    int rc = lk_redis_get_count(redis, 7, &count);
+    long long took = now_ms() - start;
+
+    CHECK_INT_EQ(-1, rc);
+    CHECK_INT_EQ(42, count);
+    /* The command gives up after the 300 ms timeout. */
+    CHECK_INT_RANGE(250, 2000, took);
+}
+
+static void test_silent_server(void)
+{
+    int port = 0;
+    int listener = silent_listener(&port);
+    CHECK(listener >= 0);
+    lk_redis *redis = lk_redis_new("127.0.0.1", port, 300);
+
+    capture cap;
+    if (capture_start(&cap) == 0) {
+        check_silent_server(redis);
+        char log[4096];
+        capture_end(&cap, log, sizeof(log));
+    }
+    lk_redis_free(redis);
+    close(listener);
+}
+
+static void check_count_after_set(lk_redis *redis)
+{
+    char key[64];
+    lk_redis_key_count(42, key, sizeof(key));
+
+    int64_t count = 99;
+    CHECK_INT_EQ(0, lk_redis_get_count(redis, 42, &count));
+    CHECK_INT_EQ(0, count);
+
+    redisReply *reply = lk_redis_command(redis, "SET %s %d", key, 17);
+    CHECK(reply != NULL);
+    int type = reply->type;
+    char status[16];
+    snprintf(status, sizeof(status), "%s", type == REDIS_REPLY_STATUS ? reply->str : "");
+    freeReplyObject(reply);
+    CHECK_INT_EQ(REDIS_REPLY_STATUS, type);
+    CHECK_STR_EQ("OK", status);
+
+    CHECK_INT_EQ(0, lk_redis_get_count(redis, 42, &count));
+    CHECK_INT_EQ(17, count);
+
+    /* Another post's count is its own. */
+    CHECK_INT_EQ(0, lk_redis_get_count(redis, 43, &count));
+    CHECK_INT_EQ(0, count);
+}
+
+static void test_count_after_set(void)
+{
+    if (!on_path("redis-server"))
+        CHECK_SKIP("redis-server is not on PATH");
+
+    server srv;
+    CHECK_INT_EQ(0, server_prepare(&srv));
+    int started = server_start(&srv);
+    lk_redis *redis = lk_redis_new("127.0.0.1", srv.port, 1000);
+
+    if (started == 0)
+        check_count_after_set(redis);
+    else
+        CHECK_INT_EQ(0, started);
+
+    lk_redis_free(redis);
+    server_cleanup(&srv);
+}
+
+static void check_error_reply(lk_redis *redis)
+{
+    char key[64];
+    lk_redis_key_count(5, key, sizeof(key));
+
+    /* A count key of the wrong type: GET answers WRONGTYPE, the count is
+     * unknown, and the connection itself stays good. */
+    redisReply *reply = lk_redis_command(redis, "SADD %s 1", key);
+    CHECK(reply != NULL);
+    freeReplyObject(reply);
+
+    capture cap;
+    CHECK_INT_EQ(0, capture_start(&cap));
+    int64_t count = 42;
+    int rc = lk_redis_get_count(redis, 5, &count);
+    char log[4096], lines[4096];
+    capture_end(&cap, log, sizeof(log));
+    strip_times(log, lines, sizeof(lines));
+
+    CHECK_INT_EQ(-1, rc);
+    CHECK_INT_EQ(42, count);
+    char expected[512];
+    snprintf(expected, sizeof(expected),
+             "test_redis[%d] WARN redis GET likes:post:5:count answered WRONGTYPE Operation "
+             "against a key holding the wrong kind of value, count unknown\n",
+             (int)getpid());
+    CHECK_STR_EQ(expected, lines);
+
+    reply = lk_redis_command(redis, "PING");
+    CHECK(reply != NULL);
+    int type = reply->type;
+    freeReplyObject(reply);
+    CHECK_INT_EQ(REDIS_REPLY_STATUS, type);
+}
+
+static void test_error_reply(void)
+{
+    if (!on_path("redis-server"))
+        CHECK_SKIP("redis-server is not on PATH");
+
+    server srv;
+    CHECK_INT_EQ(0, server_prepare(&srv));
+    int started = server_start(&srv);
+    lk_redis *redis = lk_redis_new("127.0.0.1", srv.port, 1000);
+
+    if (started == 0)
+        check_error_reply(redis);
+    else
+        CHECK_INT_EQ(0, started);
+
+    lk_redis_free(redis);
+    server_cleanup(&srv);
+}
+
+/* Nothing listens on the port at first; the server comes up later and
+ * the same handle reads from it. */
+static void check_recovers_when_server_starts(lk_redis *redis, server *srv)
+{
+    capture cap;
+    CHECK_INT_EQ(0, capture_start(&cap));
+
+    int64_t count = 42;
+    int before = lk_redis_get_count(redis, 42, &count);
+    int started = server_start(srv);
+    int after = started == 0 ? lk_redis_get_count(redis, 42, &count) : -2;
+
+    char log[4096], lines[4096];
+    capture_end(&cap, log, sizeof(log));
+    strip_times(log, lines, sizeof(lines));
+
+    CHECK_INT_EQ(-1, before);
+    CHECK_INT_EQ(0, started);
+    CHECK_INT_EQ(0, after);
+    CHECK_INT_EQ(0, count);
+
+    char expected[512];
+    snprintf(expected, sizeof(expected),
+             "test_redis[%d] WARN redis 127.0.0.1:%d unreachable (Connection refused), retrying "
+             "until it answers\n"
+             "test_redis[%d] INFO redis 127.0.0.1:%d reachable again\n",
+             (int)getpid(), srv->port, (int)getpid(), srv->port);
+    CHECK_STR_EQ(expected, lines);
+}
+
+static void test_recovers_when_server_starts(void)
+{
+    if (!on_path("redis-server"))
+        CHECK_SKIP("redis-server is not on PATH");
+
+    server srv;
+    CHECK_INT_EQ(0, server_prepare(&srv));
+    lk_redis *redis = lk_redis_new("127.0.0.1", srv.port, 1000);
+
+    check_recovers_when_server_starts(redis, &srv);
+
+    lk_redis_free(redis);
+    server_cleanup(&srv);
+}
+
+static int set_count(lk_redis *redis, int64_t post_id, int value)
+{
+    char key[64];
+    lk_redis_key_count(post_id, key, sizeof(key));
+    redisReply *reply = lk_redis_command(redis, "SET %s %d", key, value);
+    int ok = reply != NULL && reply->type == REDIS_REPLY_STATUS;
+    if (reply != NULL)
+        freeReplyObject(reply);
+    return ok ? 0 : -1;
+}
+
+/* The server is killed under a connected handle, then started again on
+ * the same port: the handle notices, fails while it is down, and uses
+ * the new server by itself. */
+static void check_reconnects_after_restart(lk_redis *redis, server *srv)
+{
+    int64_t count = 0;
+    CHECK_INT_EQ(0, set_count(redis, 42, 17));
+    CHECK_INT_EQ(0, lk_redis_get_count(redis, 42, &count));
+    CHECK_INT_EQ(17, count);
+
+    capture cap;
+    CHECK_INT_EQ(0, capture_start(&cap));
+
+    server_kill(srv);
+    count = 42;
+    int on_dead_connection = lk_redis_get_count(redis, 42, &count);
+    int while_down = lk_redis_get_count(redis, 42, &count);
+    int restarted = server_start(srv);
+    int64_t count_after = -1;
+    int after = restarted == 0 ? lk_redis_get_count(redis, 42, &count_after) : -2;
+
+    char log[4096], lines[4096];
+    capture_end(&cap, log, sizeof(log));
+    strip_times(log, lines, sizeof(lines));
+
+    CHECK_INT_EQ(-1, on_dead_connection);
+    CHECK_INT_EQ(-1, while_down);
+    CHECK_INT_EQ(42, count);
+    CHECK_INT_EQ(0, restarted);
+    CHECK_INT_EQ(0, after);
+    /* The new server runs without persistence: the count is gone. */
+    CHECK_INT_EQ(0, count_after);
+
+    CHECK_INT_EQ(0, set_count(redis, 42, 5));
+    CHECK_INT_EQ(0, lk_redis_get_count(redis, 42, &count));
+    CHECK_INT_EQ(5, count);
+
+    /* One line when lost, one when back; the reason of the first is
+     * hiredis's, so only its start and end are fixed. */
+    char lost_start[128], back[256];
+    snprintf(lost_start, sizeof(lost_start), "test_redis[%d] WARN redis 127.0.0.1:%d unreachable (",
+             (int)getpid(), srv->port);
+    snprintf(back, sizeof(back),
+             "), retrying until it answers\ntest_redis[%d] INFO redis 127.0.0.1:%d reachable "
+             "again\n",
+             (int)getpid(), srv->port);
+    char *reason_end = strstr(lines, "), retrying");
+    CHECK(strncmp(lines, lost_start, strlen(lost_start)) == 0);
+    CHECK(reason_end != NULL);
+    CHECK_STR_EQ(back, reason_end);
+}
+
+static void test_reconnects_after_restart(void)
+{
+    if (!on_path("redis-server"))
+        CHECK_SKIP("redis-server is not on PATH");
+
+    server srv;
+    CHECK_INT_EQ(0, server_prepare(&srv));
+    int started = server_start(&srv);
+    lk_redis *redis = lk_redis_new("127.0.0.1", srv.port, 1000);
+
+    if (started == 0)
+        check_reconnects_after_restart(redis, &srv);
+    else
+        CHECK_INT_EQ(0, started);
+
+    lk_redis_free(redis);
+    server_cleanup(&srv);
+}
+
+static void check_broken_reconnects(lk_redis *redis, int port)
+{
+    CHECK(lk_redis_get(redis) != NULL);
+    CHECK_INT_EQ(0, set_count(redis, 8, 3));
+
+    capture cap;
+    CHECK_INT_EQ(0, capture_start(&cap));
+    lk_redis_broken(redis, "protocol error");
+    lk_redis_broken(redis, "protocol error");
+    int64_t count = 0;
+    int rc = lk_redis_get_count(redis, 8, &count);
+    char log[4096], lines[4096];
+    capture_end(&cap, log, sizeof(log));
+    strip_times(log, lines, sizeof(lines));
+
+    CHECK_INT_EQ(0, rc);
+    CHECK_INT_EQ(3, count);
+    char expected[512];
+    snprintf(expected, sizeof(expected),
+             "test_redis[%d] WARN redis 127.0.0.1:%d unreachable (protocol error), retrying until "
+             "it answers\n"
+             "test_redis[%d] INFO redis 127.0.0.1:%d reachable again\n",
+             (int)getpid(), port, (int)getpid(), port);
+    CHECK_STR_EQ(expected, lines);
+}
+
+static void test_broken_reconnects(void)
+{
+    if (!on_path("redis-server"))
+        CHECK_SKIP("redis-server is not on PATH");
+
+    server srv;
+    CHECK_INT_EQ(0, server_prepare(&srv));
+    int started = server_start(&srv);
+    lk_redis *redis = lk_redis_new("127.0.0.1", srv.port, 1000);
+
+    if (started == 0)
+        check_broken_reconnects(redis, srv.port);
+    else
+        CHECK_INT_EQ(0, started);
+
+    lk_redis_free(redis);
+    server_cleanup(&srv);
+}
+
+int main(void)
+{
+    lk_log_init("test_redis");
+
+    static const check_case cases[] = {
+        {"key names", test_key_names},
+        {"a dead port fails at once and is logged once", test_dead_port},
+        {"a server that never answers times out", test_silent_server},
+        {"get count reads what SET wrote, 0 when absent", test_count_after_set},
+        {"an error reply leaves the count unknown", test_error_reply},
+        {"a handle recovers when the server starts", test_recovers_when_server_starts},
+        {"a handle reconnects after the server restarts", test_reconnects_after_restart},
+        {"lk_redis_broken drops the connection, the next call reconnects", test_broken_reconnects},
+    };
+    return CHECK_RUN(cases);
+}
