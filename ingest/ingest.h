@@ -1,0 +1,246 @@
+/*
+ * The parts of likes-ingest and how they meet.
+ *
+ * One libmicrohttpd thread runs every handler; everything declared here is
+ * called on that thread only, unless its comment says otherwise. The Kafka
+ * delivery reports arrive on a poller thread of likes.c, which touches a
+ * request only through the hand-over described there.
+ */
+#ifndef INGEST_INGEST_H
+#define INGEST_INGEST_H
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+#include "pg.h"
+#include "redis.h"
+
+/* Largest body accepted by the endpoints that do not take an upload. */
+#define INGEST_JSON_BODY_LIMIT (64 * 1024)
+
+/* Room left for multipart headers and the caption on top of the image. */
+#define INGEST_UPLOAD_OVERHEAD (64 * 1024)
+
+#define INGEST_CAPTION_MAX_BYTES 2000
+
+typedef struct ingest_producer ingest_producer;
+typedef struct ingest_post_set ingest_post_set;
+
+/* What every handler shares. Built by main() before the daemon starts and
+ * released after it has stopped. */
+typedef struct ingest_app {
+    lk_config cfg;
+    lk_pg *pg;
+    lk_redis *redis;
+    ingest_producer *producer;
+    ingest_post_set *known_posts;
+    uint64_t next_request_id;
+} ingest_app;
+
+typedef struct ingest_route ingest_route;
+
+/* One HTTP request, from its headers until libmicrohttpd reports it done. */
+typedef struct ingest_request {
+    uint64_t id;
+    ingest_app *app;
+    struct MHD_Connection *conn;
+    const ingest_route *route;
+    char method[16]; /* copies for the log lines */
+    char path[160];
+    struct timespec started;
+
+    int64_t path_id;     /* the {id} of the path, once checked */
+    char path_name[128]; /* the {name} of the path */
+    int64_t user_id;     /* from the bearer token on routes that need one */
+
+    char *body; /* the body of a JSON endpoint, not NUL-terminated */
+    size_t body_len;
+    size_t body_cap;
+    uint64_t body_limit;
+    uint64_t body_seen;
+
+    /* A refusal found while the body streamed in, answered at its end. */
+    unsigned fail_status;
+    const char *fail_code;
+    char fail_message[200];
+
+    unsigned status; /* what was answered, for the access log */
+
+    /* Per-handler state, released with free_state when the request ends. */
+    void *state;
+    void (*free_state)(void *state);
+} ingest_request;
+
+/* Called once the headers passed every generic check; returns 0 to go on
+ * reading the body, or -1 after it has queued an answer itself. */
+typedef int (*ingest_begin_fn)(ingest_request *req);
+
+/* Takes a piece of the body. Records a refusal with ingest_request_fail()
+ * rather than answering: nothing can be sent before the body is read. */
+typedef void (*ingest_body_fn)(ingest_request *req, const char *data, size_t size);
+
+/* Answers the request once its whole body is in. May suspend the
+ * connection instead; it is then called again after the resume. */
+typedef enum MHD_Result (*ingest_handle_fn)(ingest_request *req);
+
+enum {
+    INGEST_ROUTE_AUTH = 1 << 0,      /* needs a valid bearer token */
+    INGEST_ROUTE_JSON_BODY = 1 << 1, /* optional JSON body, kept in req->body */
+    INGEST_ROUTE_UPLOAD = 1 << 2,    /* required body of up to max_upload_bytes */
+};
+
+struct ingest_route {
+    const char *method;
+    const char *pattern; /* segments "{id}" and "{name}" match one segment */
+    unsigned flags;
+    const char *media_type; /* required Content-Type of a body, or NULL */
+    ingest_begin_fn begin;
+    ingest_body_fn take_body;
+    ingest_handle_fn handle;
+};
+
+/* http.c */
+
+/* Starts the daemon on cfg.http_addr:cfg.http_port. Returns it, or NULL
+ * with the reason in `err`. `app` must outlive the daemon. */
+struct MHD_Daemon *ingest_http_start(ingest_app *app, char *err, size_t errlen);
+
+/* Queues `doc` as the JSON answer and releases it. A NULL `doc` (out of
+ * memory while building it) becomes a 500. */
+enum MHD_Result ingest_reply_json(ingest_request *req, unsigned status, json_object *doc);
+
+/* Queues {"error":code,"message":message}, with WWW-Authenticate on a 401
+ * and Retry-After on a 503. */
+enum MHD_Result ingest_reply_error(ingest_request *req, unsigned status, const char *code,
+                                   const char *message);
+
+/* Logs what failed, then answers 503 unavailable with Retry-After. */
+enum MHD_Result ingest_reply_unavailable(ingest_request *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Logs what failed, then answers 500 internal_error. */
+enum MHD_Result ingest_reply_internal(ingest_request *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Queues a prepared response and releases the caller's reference. */
+enum MHD_Result ingest_reply_response(ingest_request *req, unsigned status,
+                                      struct MHD_Response *response);
+
+/* Records a refusal found while reading the body; the first one wins. */
+void ingest_request_fail(ingest_request *req, unsigned status, const char *code,
+                         const char *message);
+
+/* Add a member to a JSON object under construction. Return 0, or -1 when
+ * out of memory; the object stays the caller's either way. */
+int ingest_json_add_string(json_object *obj, const char *key, const char *value);
+int ingest_json_add_int(json_object *obj, const char *key, int64_t value);
+
+/* users.c */
+
+enum MHD_Result ingest_users_create(ingest_request *req);
+
+/* upload.c: the multipart form of POST /v1/posts */
+
+typedef struct ingest_upload {
+    ingest_request *req;
+    struct MHD_PostProcessor *processor;
+    char *image; /* the bytes of the file field "image" */
+    size_t image_len;
+    size_t image_cap;
+    int image_parts;
+    char caption[INGEST_CAPTION_MAX_BYTES + 1]; /* NUL-terminated */
+    size_t caption_len;
+} ingest_upload;
+
+int ingest_upload_begin(ingest_request *req);
+void ingest_upload_take(ingest_request *req, const char *data, size_t size);
+
+/* Ends the parsing of the form. Returns its fields, or NULL after having
+ * answered 400. */
+ingest_upload *ingest_upload_finish_or_reply(ingest_request *req);
+
+/* db.c */
+
+/* Runs one statement with text parameters on the connection of `pg`. When
+ * `retry` is set and the connection turns out to be broken (PostgreSQL
+ * restarted since the last statement), reconnects and runs it once more:
+ * only for statements that are safe to repeat. Returns the result, which
+ * the caller releases with PQclear(), or NULL with the reason in `err`. */
+PGresult *ingest_db_run(lk_pg *pg, const char *sql, int nparams, const char *const *params,
+                        int retry, char *err, size_t errlen);
+
+/* posts.c */
+
+enum MHD_Result ingest_posts_create(ingest_request *req);
+enum MHD_Result ingest_posts_get(ingest_request *req);
+
+/* Returns 1 when post `post_id` exists, 0 when it does not, -1 with the
+ * reason in `err` when PostgreSQL could not tell. */
+int ingest_posts_exists(ingest_app *app, int64_t post_id, char *err, size_t errlen);
+
+/* post_set.c: ids of posts known to exist; posts are never deleted. */
+
+ingest_post_set *ingest_post_set_new(void);
+void ingest_post_set_free(ingest_post_set *set);
+int ingest_post_set_contains(const ingest_post_set *set, int64_t post_id);
+
+/* Returns 0, or -1 when out of memory (the set is then unchanged). */
+int ingest_post_set_add(ingest_post_set *set, int64_t post_id);
+
+/* media.c */
+
+typedef enum ingest_media_status {
+    INGEST_MEDIA_OK = 0,
+    INGEST_MEDIA_FAILED = -1,   /* our side: memory, disk */
+    INGEST_MEDIA_NOT_IMAGE = 1, /* unreadable, truncated, or a refused format */
+    INGEST_MEDIA_TOO_LARGE = 2, /* more pixels than cfg.max_image_pixels */
+} ingest_media_status;
+
+/* 64 hex digits, a dot, an extension of up to 4 letters, NUL. */
+#define INGEST_MEDIA_NAME_LEN 72
+
+typedef struct ingest_media {
+    char image_name[INGEST_MEDIA_NAME_LEN];
+    char thumb_name[INGEST_MEDIA_NAME_LEN];
+    int width; /* of the display image */
+    int height;
+} ingest_media;
+
+/* Starts libvips for untrusted input and creates the media directory.
+ * Call once from main() before the daemon starts. */
+int ingest_media_init(const lk_config *cfg, char *err, size_t errlen);
+void ingest_media_shutdown(void);
+
+/* Decodes the uploaded bytes, writes the display image and the thumbnail
+ * into cfg.media_dir, and fills `out`. The reason for anything but
+ * INGEST_MEDIA_OK is in `err`. */
+ingest_media_status ingest_media_store(const lk_config *cfg, const char *data, size_t len,
+                                       ingest_media *out, char *err, size_t errlen);
+
+enum MHD_Result ingest_media_get(ingest_request *req);
+
+/* likes.c */
+
+/* Creates the Kafka producer and starts the thread that serves its
+ * delivery reports. Returns NULL with the reason in `err`. */
+ingest_producer *ingest_producer_new(const lk_config *cfg, char *err, size_t errlen);
+
+/* Stops taking likes, waits up to `flush_ms` for those in flight, fails
+ * the rest, and waits until every suspended request has been resumed.
+ * Call from main() after MHD_quiesce_daemon, before MHD_stop_daemon.
+ * Returns how many events failed to be delivered meanwhile. */
+int ingest_producer_drain(ingest_producer *producer, int flush_ms);
+
+/* Returns 1 when the producer hit a fatal error and the process must end. */
+int ingest_producer_failed(const ingest_producer *producer);
+
+void ingest_producer_free(ingest_producer *producer);
+
+enum MHD_Result ingest_likes_put(ingest_request *req);
+enum MHD_Result ingest_likes_delete(ingest_request *req);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * likes-ingest: the HTTP front door of the like pipeline. Starts the
+ * pieces, serves until SIGTERM or SIGINT, then stops taking connections,
+ * lets the likes in flight reach Kafka and exits 0 (1 after a fatal Kafka
+ * error).
+ */
+#include "ingest.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define FLUSH_TIMEOUT_MS        10000
+#define PG_STATEMENT_TIMEOUT_MS 2000
+#define REDIS_TIMEOUT_MS        200
+
+/* Descriptors beyond the connections: the listener, Kafka, Redis,
+ * PostgreSQL, media files being served, libvips. */
+#define SPARE_DESCRIPTORS 256
+
+/* Blocked in every thread (all start later and inherit the mask), so that
+ * main() alone takes them, with sigwait. */
+static int block_stop_signals(sigset_t *signals)
+{
+    sigemptyset(signals);
+    sigaddset(signals, SIGTERM);
+    sigaddset(signals, SIGINT);
+    signal(SIGPIPE, SIG_IGN);
+    return pthread_sigmask(SIG_BLOCK, signals, NULL);
+}
+
+static void raise_descriptor_limit(int connections)
+{
+    struct rlimit limit;
+    rlim_t wanted = (rlim_t)connections + SPARE_DESCRIPTORS;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= wanted)
+        return;
+
+    limit.rlim_cur =
+        limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted ? limit.rlim_max : wanted;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur < wanted)
+        lk_log_warn("open file limit is %llu, below %llu: connections past it will be refused",
+                    (unsigned long long)limit.rlim_cur, (unsigned long long)wanted);
+}
+
+static int app_open(ingest_app *app, char *err, size_t errlen)
+{
+    if (lk_config_load(&app->cfg, 1, err, errlen) != 0)
+        return -1;
+    raise_descriptor_limit(app->cfg.http_max_connections);
+
+    if (ingest_media_init(&app->cfg, err, errlen) != 0)
+        return -1;
+
+    app->pg = lk_pg_new(app->cfg.pg_dsn);
+    app->redis = lk_redis_new(app->cfg.redis_host, app->cfg.redis_port, REDIS_TIMEOUT_MS);
+    app->known_posts = ingest_post_set_new();
+    if (app->pg == NULL || app->redis == NULL || app->known_posts == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    lk_pg_set_statement_timeout(app->pg, PG_STATEMENT_TIMEOUT_MS);
+
+    /* Connect now rather than on the first request. One that is down is
+     * logged here and tried again on use. */
+    lk_pg_get(app->pg);
+    lk_redis_get(app->redis);
+
+    app->producer = ingest_producer_new(&app->cfg, err, errlen);
+    return app->producer != NULL ? 0 : -1;
+}
+
+static void app_close(ingest_app *app)
+{
+    ingest_producer_free(app->producer);
+    ingest_post_set_free(app->known_posts);
+    lk_redis_free(app->redis);
+    lk_pg_free(app->pg);
+    ingest_media_shutdown();
+}
+
+/* Requests already in are answered; a like in flight gets its delivery
+ * report (or a 503) before the daemon goes. libmicrohttpd must not be
+ * stopped with a connection still suspended. */
+static void stop_serving(ingest_app *app, struct MHD_Daemon *daemon)
+{
+    MHD_socket listener = MHD_quiesce_daemon(daemon);
+    if (listener != MHD_INVALID_SOCKET)
+        close(listener);
+
+    int undelivered = ingest_producer_drain(app->producer, FLUSH_TIMEOUT_MS);
+    MHD_stop_daemon(daemon);
+    lk_log_info("http stopped, %d like events left undelivered", undelivered);
+}
+
+int main(void)
+{
+    lk_log_init("ingest");
+
+    sigset_t stop_signals;
+    if (block_stop_signals(&stop_signals) != 0) {
+        lk_log_error("blocking SIGTERM and SIGINT failed, exiting");
+        return 1;
+    }
+
+    ingest_app app;
+    memset(&app, 0, sizeof(app));
+    char err[512];
+    struct MHD_Daemon *daemon = NULL;
+    if (app_open(&app, err, sizeof(err)) != 0 ||
+        (daemon = ingest_http_start(&app, err, sizeof(err))) == NULL) {
+        lk_log_error("startup failed: %s; exiting", err);
+        app_close(&app);
+        return 1;
+    }
+    lk_log_info("listening on %s:%d (at most %d connections), likes go to topic %s",
+                app.cfg.http_addr, app.cfg.http_port, app.cfg.http_max_connections,
+                app.cfg.topic_likes);
+
+    int signal_number = 0;
+    sigwait(&stop_signals, &signal_number);
+    lk_log_info("%s received: taking no new connections, finishing the requests in flight",
+                strsignal(signal_number));
+
+    stop_serving(&app, daemon);
+    int failed = ingest_producer_failed(app.producer);
+    app_close(&app);
+    lk_log_info("stopped");
+    return failed ? 1 : 0;
+}
