@@ -1,0 +1,188 @@
+/*
+ * Posts: POST /v1/posts stores the images and inserts the row,
+ * GET /v1/posts/{id} reads it back with its like count, and the likes ask
+ * here whether a post exists.
+ */
+#include "ingest.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+/* The columns of a post as the JSON wants them, in this order. */
+#define POST_COLUMNS                                                                               \
+    "p.id, p.author_id, p.caption, p.image_name, p.thumb_name, p.width, p.height, "                \
+    "to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+enum post_column {
+    COLUMN_ID,
+    COLUMN_AUTHOR_ID,
+    COLUMN_CAPTION,
+    COLUMN_IMAGE_NAME,
+    COLUMN_THUMB_NAME,
+    COLUMN_WIDTH,
+    COLUMN_HEIGHT,
+    COLUMN_CREATED_AT,
+    COLUMN_LIKE_COUNT, /* only in select_with_count_sql */
+};
+
+static const char insert_sql[] =
+    "INSERT INTO posts AS p (author_id, caption, image_name, thumb_name, width, height) "
+    "VALUES ($1, $2, $3, $4, $5, $6) RETURNING " POST_COLUMNS;
+
+static const char select_sql[] = "SELECT " POST_COLUMNS " FROM posts p WHERE p.id = $1";
+
+static const char select_with_count_sql[] =
+    "SELECT " POST_COLUMNS ", c.like_count FROM posts p "
+    "JOIN post_like_counts c ON c.post_id = p.id WHERE p.id = $1";
+
+static const char exists_sql[] = "SELECT 1 FROM posts WHERE id = $1";
+
+static int64_t column_int(const PGresult *result, enum post_column column)
+{
+    return strtoll(PQgetvalue(result, 0, (int)column), NULL, 10);
+}
+
+static int add_media_url(json_object *doc, const char *key, const char *name)
+{
+    char url[INGEST_MEDIA_NAME_LEN + 16];
+    snprintf(url, sizeof(url), "/media/%s", name);
+    return ingest_json_add_string(doc, key, url);
+}
+
+/* The post in the first row of `result`; NULL when out of memory. */
+static json_object *post_json(const PGresult *result, int64_t like_count)
+{
+    json_object *doc = json_object_new_object();
+    if (doc == NULL)
+        return NULL;
+
+    if (ingest_json_add_int(doc, "id", column_int(result, COLUMN_ID)) != 0 ||
+        ingest_json_add_int(doc, "author_id", column_int(result, COLUMN_AUTHOR_ID)) != 0 ||
+        ingest_json_add_string(doc, "caption", PQgetvalue(result, 0, COLUMN_CAPTION)) != 0 ||
+        add_media_url(doc, "image_url", PQgetvalue(result, 0, COLUMN_IMAGE_NAME)) != 0 ||
+        add_media_url(doc, "thumb_url", PQgetvalue(result, 0, COLUMN_THUMB_NAME)) != 0 ||
+        ingest_json_add_int(doc, "width", column_int(result, COLUMN_WIDTH)) != 0 ||
+        ingest_json_add_int(doc, "height", column_int(result, COLUMN_HEIGHT)) != 0 ||
+        ingest_json_add_int(doc, "like_count", like_count) != 0 ||
+        ingest_json_add_string(doc, "created_at", PQgetvalue(result, 0, COLUMN_CREATED_AT)) != 0) {
+        json_object_put(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+static void remember_post(ingest_app *app, int64_t post_id)
+{
+    /* Only a cache: without it the next like asks PostgreSQL again. */
+    if (ingest_post_set_add(app->known_posts, post_id) != 0)
+        lk_log_warn("no memory to remember post %" PRId64 ", it will be looked up again", post_id);
+}
+
+int ingest_posts_exists(ingest_app *app, int64_t post_id, char *err, size_t errlen)
+{
+    if (ingest_post_set_contains(app->known_posts, post_id))
+        return 1;
+
+    char id[24];
+    snprintf(id, sizeof(id), "%" PRId64, post_id);
+    const char *params[] = {id};
+    PGresult *result = ingest_db_run(app->pg, exists_sql, 1, params, 1, err, errlen);
+    if (result == NULL)
+        return -1;
+
+    int exists = PQntuples(result) > 0;
+    PQclear(result);
+    if (exists)
+        remember_post(app, post_id);
+    return exists;
+}
+
+enum MHD_Result ingest_posts_get(ingest_request *req)
+{
+    /* Redis holds the live count; PostgreSQL's lags by a persister batch
+     * but is there when Redis is not. */
+    int64_t like_count = 0;
+    int counted = lk_redis_get_count(req->app->redis, req->path_id, &like_count) == 0;
+
+    char id[24];
+    char err[256];
+    snprintf(id, sizeof(id), "%" PRId64, req->path_id);
+    const char *params[] = {id};
+    PGresult *result = ingest_db_run(req->app->pg, counted ? select_sql : select_with_count_sql, 1,
+                                     params, 1, err, sizeof(err));
+    if (result == NULL)
+        return ingest_reply_unavailable(req, "postgres: reading post %s failed (%s)", id, err);
+
+    if (PQntuples(result) == 0) {
+        PQclear(result);
+        return ingest_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no post with this id");
+    }
+
+    if (!counted)
+        like_count = column_int(result, COLUMN_LIKE_COUNT);
+    remember_post(req->app, req->path_id);
+    json_object *doc = post_json(result, like_count);
+    PQclear(result);
+    return ingest_reply_json(req, MHD_HTTP_OK, doc);
+}
+
+static enum MHD_Result reply_media_refused(ingest_request *req, ingest_media_status status,
+                                           const char *why)
+{
+    if (status == INGEST_MEDIA_FAILED)
+        return ingest_reply_internal(req, "storing the images failed (%s)", why);
+
+    lk_log_info("request %" PRIu64 ": upload refused: %s", req->id, why);
+    if (status == INGEST_MEDIA_TOO_LARGE)
+        return ingest_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "image_too_large", why);
+    return ingest_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "not_an_image",
+                              "the file is not a readable JPEG, PNG, WebP, GIF, TIFF or HEIF "
+                              "image");
+}
+
+static enum MHD_Result insert_post(ingest_request *req, const ingest_upload *upload,
+                                   const ingest_media *media)
+{
+    char author_id[24];
+    char width[16];
+    char height[16];
+    snprintf(author_id, sizeof(author_id), "%" PRId64, req->user_id);
+    snprintf(width, sizeof(width), "%d", media->width);
+    snprintf(height, sizeof(height), "%d", media->height);
+
+    /* Not retried: after a broken connection the insert may have happened. */
+    char err[256];
+    const char *params[] = {author_id,         upload->caption, media->image_name,
+                            media->thumb_name, width,           height};
+    PGresult *result = ingest_db_run(req->app->pg, insert_sql, 6, params, 0, err, sizeof(err));
+    if (result == NULL)
+        return ingest_reply_unavailable(req, "postgres: inserting a post failed (%s)", err);
+
+    int64_t post_id = column_int(result, COLUMN_ID);
+    remember_post(req->app, post_id);
+    json_object *doc = post_json(result, 0);
+    PQclear(result);
+
+    lk_log_info("request %" PRIu64 ": post %" PRId64 " created by user %" PRId64 " (%dx%d)",
+                req->id, post_id, req->user_id, media->width, media->height);
+    return ingest_reply_json(req, MHD_HTTP_CREATED, doc);
+}
+
+enum MHD_Result ingest_posts_create(ingest_request *req)
+{
+    ingest_upload *upload = ingest_upload_finish_or_reply(req);
+    if (upload == NULL)
+        return req->status != 0 ? MHD_YES : MHD_NO;
+
+    ingest_media media;
+    char why[512];
+    ingest_media_status status = ingest_media_store(&req->app->cfg, upload->image,
+                                                    upload->image_len, &media, why, sizeof(why));
+    if (status != INGEST_MEDIA_OK)
+        return reply_media_refused(req, status, why);
+
+    return insert_post(req, upload, &media);
+}
