@@ -58,7 +58,7 @@ asan:
 
 units: $(UNIT_BINS)
 
-$(BUILD)/obj/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h) $(wildcard test/unit/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@

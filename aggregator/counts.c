@@ -55,9 +55,9 @@ static const char apply_script[] =
 
 /* Entries per script call: large enough to amortise the round trip, small
  * enough that one call never holds Redis for long. */
-#define CHUNK_ENTRIES 2000
+#define CHUNK_ENTRIES  2000
 #define ARGS_PER_ENTRY 5
-#define NUMBER_LEN 24
+#define NUMBER_LEN     24
 
 struct counts {
     lk_redis *redis;

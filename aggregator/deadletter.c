@@ -84,8 +84,7 @@ void deadletters_add(deadletters *d, const rd_kafka_message_t *msg, const char *
     return;
 
 out_of_memory:
-    lk_log_error("out of memory keeping a dead letter; offset %" PRId64 " is dropped",
-                 msg->offset);
+    lk_log_error("out of memory keeping a dead letter; offset %" PRId64 " is dropped", msg->offset);
 }
 
 size_t deadletters_count(const deadletters *d)
@@ -107,11 +106,11 @@ static int produce_one(rd_kafka_t *producer, const char *topic, const deadletter
 
     rd_kafka_resp_err_t err;
     do {
-        err = rd_kafka_producev(
-            producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(item->key, item->key_len),
-            RD_KAFKA_V_VALUE(item->payload, item->payload_len), RD_KAFKA_V_HEADERS(headers),
-            RD_KAFKA_V_END);
+        err = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY(item->key, item->key_len),
+                                RD_KAFKA_V_VALUE(item->payload, item->payload_len),
+                                RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(producer, 100);
     } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);

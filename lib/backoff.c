@@ -39,3 +39,10 @@ void lk_sleep_ms(int ms, volatile sig_atomic_t *stop)
         ms -= step;
     }
 }
+
+int64_t lk_monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}

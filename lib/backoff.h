@@ -5,6 +5,7 @@
 #define LK_BACKOFF_H
 
 #include <signal.h>
+#include <stdint.h>
 
 typedef struct lk_backoff {
     int min_ms;
@@ -19,6 +20,9 @@ void lk_backoff_init(lk_backoff *backoff, int min_ms, int max_ms);
 int lk_backoff_next(lk_backoff *backoff);
 
 void lk_backoff_reset(lk_backoff *backoff);
+
+/* Milliseconds on the monotonic clock, for deadlines. */
+int64_t lk_monotonic_ms(void);
 
 /* Sleeps for `ms` milliseconds unless `*stop` becomes set, checking it
  * every 50 ms. `stop` may be NULL. */

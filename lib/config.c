@@ -8,8 +8,8 @@
 
 /* Copies the variable `name`, or `fallback` when it is unset or empty.
  * Returns -1 when the value does not fit. */
-static int read_string(const char *name, const char *fallback, char *out, size_t outlen,
-                       char *err, size_t errlen)
+static int read_string(const char *name, const char *fallback, char *out, size_t outlen, char *err,
+                       size_t errlen)
 {
     const char *value = getenv(name);
     if (value == NULL || value[0] == '\0')
@@ -23,8 +23,8 @@ static int read_string(const char *name, const char *fallback, char *out, size_t
     return 0;
 }
 
-static int read_integer(const char *name, int64_t fallback, int64_t min, int64_t max,
-                        int64_t *out, char *err, size_t errlen)
+static int read_integer(const char *name, int64_t fallback, int64_t min, int64_t max, int64_t *out,
+                        char *err, size_t errlen)
 {
     const char *value = getenv(name);
     if (value == NULL || value[0] == '\0') {
@@ -32,10 +32,12 @@ static int read_integer(const char *name, int64_t fallback, int64_t min, int64_t
         return 0;
     }
 
+    /* strtoll alone would take leading blanks and a plus sign. */
     char *end;
     errno = 0;
     long long parsed = strtoll(value, &end, 10);
-    if (errno != 0 || *end != '\0' || parsed < min || parsed > max) {
+    int starts_well = value[0] == '-' || (value[0] >= '0' && value[0] <= '9');
+    if (!starts_well || errno != 0 || *end != '\0' || parsed < min || parsed > max) {
         snprintf(err, errlen, "%s must be an integer from %lld to %lld, not \"%s\"", name,
                  (long long)min, (long long)max, value);
         return -1;
@@ -74,8 +76,7 @@ static int load_strings(lk_config *cfg, char *err, size_t errlen)
         size_t outlen;
     } strings[] = {
         {"LIKES_HTTP_ADDR", "127.0.0.1", cfg->http_addr, sizeof(cfg->http_addr)},
-        {"LIKES_KAFKA_BROKERS", "127.0.0.1:19092", cfg->kafka_brokers,
-         sizeof(cfg->kafka_brokers)},
+        {"LIKES_KAFKA_BROKERS", "127.0.0.1:19092", cfg->kafka_brokers, sizeof(cfg->kafka_brokers)},
         {"LIKES_TOPIC_LIKES", "likes", cfg->topic_likes, sizeof(cfg->topic_likes)},
         {"LIKES_TOPIC_DELTAS", "like-deltas", cfg->topic_deltas, sizeof(cfg->topic_deltas)},
         {"LIKES_TOPIC_DLQ", "likes-dlq", cfg->topic_dlq, sizeof(cfg->topic_dlq)},
@@ -103,8 +104,8 @@ static int load_numbers(lk_config *cfg, char *err, size_t errlen)
 {
     if (read_int("LIKES_HTTP_PORT", 8080, 1, 65535, &cfg->http_port, err, errlen) != 0)
         return -1;
-    if (read_int("LIKES_HTTP_MAX_CONNECTIONS", 20000, 16, 1000000, &cfg->http_max_connections,
-                 err, errlen) != 0)
+    if (read_int("LIKES_HTTP_MAX_CONNECTIONS", 20000, 16, 1000000, &cfg->http_max_connections, err,
+                 errlen) != 0)
         return -1;
     if (read_int("LIKES_REDIS_PORT", 16379, 1, 65535, &cfg->redis_port, err, errlen) != 0)
         return -1;

@@ -40,10 +40,12 @@ static int decode_action(json_object *doc, lk_action *action)
         !json_object_is_type(type, json_type_string))
         return -1;
 
+    /* Compared with their lengths: a JSON string may hold a NUL. */
     const char *name = json_object_get_string(type);
-    if (strcmp(name, "like") == 0)
+    size_t len = (size_t)json_object_get_string_len(type);
+    if (len == 4 && memcmp(name, "like", 4) == 0)
         *action = LK_ACTION_LIKE;
-    else if (strcmp(name, "unlike") == 0)
+    else if (len == 6 && memcmp(name, "unlike", 6) == 0)
         *action = LK_ACTION_UNLIKE;
     else
         return -1;

@@ -2,7 +2,8 @@
  * Logging: one line per event on stderr, with a UTC timestamp in
  * milliseconds, the component name, the pid and the level.
  *
- *   2026-12-04T16:06:10.123Z ingest[4242] WARN redis unreachable (...), serving counts from postgres
+ *   2026-12-04T16:06:10.123Z ingest[4242] WARN redis unreachable (...), serving counts from
+ * postgres
  *
  * The level threshold comes from LIKES_LOG_LEVEL (debug, info, warn, error;
  * default info). Every function here may be called from any thread.

@@ -48,12 +48,10 @@ void lk_pairs_free(lk_pairs *pairs)
     free(pairs);
 }
 
-static lk_pair *find_slot(lk_pair *slots, size_t capacity, int64_t post_id,
-                               int64_t user_id)
+static lk_pair *find_slot(lk_pair *slots, size_t capacity, int64_t post_id, int64_t user_id)
 {
     size_t i = pair_hash(post_id, user_id) & (capacity - 1);
-    while (slots[i].post_id != 0 &&
-           (slots[i].post_id != post_id || slots[i].user_id != user_id))
+    while (slots[i].post_id != 0 && (slots[i].post_id != post_id || slots[i].user_id != user_id))
         i = (i + 1) & (capacity - 1);
     return &slots[i];
 }
@@ -67,7 +65,8 @@ static int grow(lk_pairs *pairs)
 
     for (size_t i = 0; i < pairs->capacity; i++) {
         if (pairs->slots[i].post_id != 0)
-            *find_slot(slots, capacity, pairs->slots[i].post_id, pairs->slots[i].user_id) = pairs->slots[i];
+            *find_slot(slots, capacity, pairs->slots[i].post_id, pairs->slots[i].user_id) =
+                pairs->slots[i];
     }
     free(pairs->slots);
     pairs->slots = slots;

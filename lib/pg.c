@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "log.h"
 
 struct lk_pg {
@@ -11,6 +12,12 @@ struct lk_pg {
     PGconn *conn;
     int statement_timeout_ms;
     int reachable; /* last known state, for logging changes only */
+
+    /* After a failed connect, the next waits for the backoff: a server that
+     * does not answer would otherwise cost every caller the full connect
+     * timeout. A connection lost while in use is retried at once. */
+    lk_backoff reconnect;
+    int64_t next_attempt_ms;
 };
 
 lk_pg *lk_pg_new(const char *dsn)
@@ -25,6 +32,7 @@ lk_pg *lk_pg_new(const char *dsn)
         return NULL;
     }
     pg->reachable = 1;
+    lk_backoff_init(&pg->reconnect, 50, 2000);
     return pg;
 }
 
@@ -55,6 +63,16 @@ static void note_unreachable(lk_pg *pg, const char *why)
     pg->reachable = 0;
 }
 
+/* Server notices go through our log rather than straight to stderr. */
+static void log_notice(void *unused, const char *message)
+{
+    (void)unused;
+    char line[512];
+    snprintf(line, sizeof(line), "%s", message);
+    line[strcspn(line, "\n")] = '\0';
+    lk_log_info("postgres says: %s", line);
+}
+
 static int apply_session_settings(lk_pg *pg)
 {
     if (pg->statement_timeout_ms <= 0)
@@ -72,9 +90,13 @@ PGconn *lk_pg_get(lk_pg *pg)
 {
     if (pg->conn != NULL)
         return pg->conn;
+    if (lk_monotonic_ms() < pg->next_attempt_ms)
+        return NULL;
 
     pg->conn = PQconnectdb(pg->dsn);
+    PQsetNoticeProcessor(pg->conn, log_notice, NULL);
     if (PQstatus(pg->conn) != CONNECTION_OK || apply_session_settings(pg) != 0) {
+        pg->next_attempt_ms = lk_monotonic_ms() + lk_backoff_next(&pg->reconnect);
         note_unreachable(pg, PQerrorMessage(pg->conn));
         PQfinish(pg->conn);
         pg->conn = NULL;
@@ -84,6 +106,7 @@ PGconn *lk_pg_get(lk_pg *pg)
     if (!pg->reachable)
         lk_log_info("postgres reachable again");
     pg->reachable = 1;
+    lk_backoff_reset(&pg->reconnect);
     return pg->conn;
 }
 

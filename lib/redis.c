@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "log.h"
 
 struct lk_redis {
@@ -14,6 +15,12 @@ struct lk_redis {
     int timeout_ms;
     redisContext *context;
     int reachable; /* last known state, for logging changes only */
+
+    /* After a failed connect, the next waits for the backoff: a Redis that
+     * does not answer would otherwise cost every caller a full timeout. A
+     * connection lost while in use is retried at once. */
+    lk_backoff reconnect;
+    int64_t next_attempt_ms;
 };
 
 lk_redis *lk_redis_new(const char *host, int port, int timeout_ms)
@@ -26,6 +33,7 @@ lk_redis *lk_redis_new(const char *host, int port, int timeout_ms)
     redis->port = port;
     redis->timeout_ms = timeout_ms;
     redis->reachable = 1;
+    lk_backoff_init(&redis->reconnect, 50, 2000);
     return redis;
 }
 
@@ -57,24 +65,25 @@ redisContext *lk_redis_get(lk_redis *redis)
 {
     if (redis->context != NULL)
         return redis->context;
+    if (lk_monotonic_ms() < redis->next_attempt_ms)
+        return NULL;
 
     struct timeval timeout = {
         .tv_sec = redis->timeout_ms / 1000,
         .tv_usec = (redis->timeout_ms % 1000) * 1000,
     };
     redisContext *context = redisConnectWithTimeout(redis->host, redis->port, timeout);
-    if (context == NULL) {
-        note_unreachable(redis, "out of memory");
-        return NULL;
-    }
-    if (context->err != 0) {
-        note_unreachable(redis, context->errstr);
-        redisFree(context);
+    if (context == NULL || context->err != 0) {
+        redis->next_attempt_ms = lk_monotonic_ms() + lk_backoff_next(&redis->reconnect);
+        note_unreachable(redis, context != NULL ? context->errstr : "out of memory");
+        if (context != NULL)
+            redisFree(context);
         return NULL;
     }
 
     redisSetTimeout(context, timeout);
     redis->context = context;
+    lk_backoff_reset(&redis->reconnect);
     note_reachable(redis);
     return context;
 }
@@ -99,9 +108,23 @@ redisReply *lk_redis_command(lk_redis *redis, const char *fmt, ...)
     redisReply *reply = redisvCommand(context, fmt, args);
     va_end(args);
 
-    if (reply == NULL)
-        lk_redis_broken(redis, context->errstr[0] ? context->errstr : "connection lost");
+    if (reply == NULL) {
+        /* The context goes away with its error text: copy it first. */
+        char why[128];
+        snprintf(why, sizeof(why), "%s", context->errstr[0] ? context->errstr : "connection lost");
+        lk_redis_broken(redis, why);
+    }
     return reply;
+}
+
+static int parse_count(const char *text, int64_t *count)
+{
+    char *end;
+    long long value = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || value < 0)
+        return -1;
+    *count = value;
+    return 0;
 }
 
 int lk_redis_get_count(lk_redis *redis, int64_t post_id, int64_t *count)
@@ -116,13 +139,11 @@ int lk_redis_get_count(lk_redis *redis, int64_t post_id, int64_t *count)
     int rc = 0;
     if (reply->type == REDIS_REPLY_NIL) {
         *count = 0;
-    } else if (reply->type == REDIS_REPLY_STRING) {
-        *count = strtoll(reply->str, NULL, 10);
-    } else {
+    } else if (reply->type != REDIS_REPLY_STRING || parse_count(reply->str, count) != 0) {
         /* An error reply, such as LOADING while Redis reads its data back:
          * the count is not known yet. */
         lk_log_warn("redis GET %s answered %s, count unknown", key,
-                    reply->type == REDIS_REPLY_ERROR ? reply->str : "an unexpected type");
+                    reply->type == REDIS_REPLY_ERROR ? reply->str : "something not a count");
         rc = -1;
     }
     freeReplyObject(reply);

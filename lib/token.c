@@ -67,14 +67,17 @@ int lk_token_mint(const char *secret, int64_t user_id, char *out, size_t outlen)
  * leading zero, so that one user has exactly one valid token. */
 static int parse_user_id(const char *text, size_t len, int64_t *user_id)
 {
-    if (len == 0 || len > 18 || text[0] == '0')
+    if (len == 0 || len > 19 || text[0] == '0')
         return -1;
 
     int64_t value = 0;
     for (size_t i = 0; i < len; i++) {
         if (text[i] < '0' || text[i] > '9')
             return -1;
-        value = value * 10 + (text[i] - '0');
+        int digit = text[i] - '0';
+        if (value > (INT64_MAX - digit) / 10)
+            return -1;
+        value = value * 10 + digit;
     }
     *user_id = value;
     return 0;

@@ -17,10 +17,10 @@
 /* A batch is committed after this long or this many messages. Larger
  * batches cost PostgreSQL far less per row; the delay only holds back the
  * durable copy, never the live count. */
-#define BATCH_MAX_MS 200
+#define BATCH_MAX_MS       200
 #define BATCH_MAX_MESSAGES 5000
 
-#define MAX_PARTITIONS 1024
+#define MAX_PARTITIONS       1024
 #define STATEMENT_TIMEOUT_MS 10000
 
 typedef struct persister {
@@ -325,8 +325,8 @@ static void handle_consumer_error(persister *p, const rd_kafka_message_t *msg)
 
 static int batch_due(const persister *p)
 {
-    return p->batch_open &&
-           (now_ms() - p->batch_opened_ms >= BATCH_MAX_MS || p->batch_messages >= BATCH_MAX_MESSAGES);
+    return p->batch_open && (now_ms() - p->batch_opened_ms >= BATCH_MAX_MS ||
+                             p->batch_messages >= BATCH_MAX_MESSAGES);
 }
 
 static int poll_timeout_ms(const persister *p)

@@ -226,8 +226,8 @@ static store_result check_offsets(store *s, PGconn *conn, const store_position *
                                   size_t count)
 {
     const char *params[] = {s->group, s->topic, s->arrays[0].data};
-    PGresult *result = run(s, conn, "locking offsets", lock_offsets_sql, 3, params,
-                           PGRES_TUPLES_OK);
+    PGresult *result =
+        run(s, conn, "locking offsets", lock_offsets_sql, 3, params, PGRES_TUPLES_OK);
     if (result == NULL)
         return STORE_FAILED;
 
@@ -261,8 +261,8 @@ static store_result apply_batch(store *s, PGconn *conn, const lk_pair *pairs, si
         return verdict;
 
     const char *offset_params[] = {s->group, s->topic, s->arrays[0].data, s->arrays[1].data};
-    PGresult *result = run(s, conn, "saving offsets", save_offsets_sql, 4, offset_params,
-                           PGRES_COMMAND_OK);
+    PGresult *result =
+        run(s, conn, "saving offsets", save_offsets_sql, 4, offset_params, PGRES_COMMAND_OK);
     if (result == NULL)
         return STORE_FAILED;
     PQclear(result);

@@ -291,10 +291,10 @@ static void test_decode_refuses_invalid_utf8(void)
         /* The lead byte 0xc3 at 51 is followed by the quote at 52, no
          * continuation byte: json-c points at the quote. */
         {"{\"type\":\"like\",\"user_id\":17,\"post_id\":3,\"note\":\"caf\xc3\"}",
-         "invalid utf-8 string at byte 52"},
+         "invalid utf-8 string at byte 51"},
         /* "lik" and an e acute in Latin-1: 0xe9 at 12 announces three bytes,
          * and the quote at 13 is not one of them. */
-        {"{\"type\":\"lik\xe9\",\"user_id\":17,\"post_id\":3}", "invalid utf-8 string at byte 13"},
+        {"{\"type\":\"lik\xe9\",\"user_id\":17,\"post_id\":3}", "invalid utf-8 string at byte 12"},
     };
     EXPECT_EVENT_REFUSALS(cases);
 }

@@ -30,6 +30,14 @@ typedef struct capture {
     int read_end;
 } capture;
 
+/* A failed connect spaces the next attempt by the first backoff step, 50 ms
+ * with up to a quarter of jitter. */
+static void wait_out_reconnect_backoff(void)
+{
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
+    nanosleep(&pause, NULL);
+}
+
 static int capture_start(capture *cap)
 {
     int fds[2];
@@ -424,6 +432,7 @@ static void check_recovers_when_server_starts(lk_redis *redis, server *srv)
     int64_t count = 42;
     int before = lk_redis_get_count(redis, 42, &count);
     int started = server_start(srv);
+    wait_out_reconnect_backoff();
     int after = started == 0 ? lk_redis_get_count(redis, 42, &count) : -2;
 
     char log[4096], lines[4096];
@@ -488,6 +497,7 @@ static void check_reconnects_after_restart(lk_redis *redis, server *srv)
     int on_dead_connection = lk_redis_get_count(redis, 42, &count);
     int while_down = lk_redis_get_count(redis, 42, &count);
     int restarted = server_start(srv);
+    wait_out_reconnect_backoff();
     int64_t count_after = -1;
     int after = restarted == 0 ? lk_redis_get_count(redis, 42, &count_after) : -2;
 
