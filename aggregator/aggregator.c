@@ -371,7 +371,8 @@ static void on_rebalance(rd_kafka_t *consumer, rd_kafka_resp_err_t err,
 static rd_kafka_t *consumer_new(aggregator *a)
 {
     rd_kafka_conf_t *conf = lk_kafka_conf_new(a->cfg, "aggregator");
-    if (conf == NULL || lk_kafka_conf_set_manual_consumer(conf, a->cfg->aggregator_group) != 0) {
+    if (conf == NULL || lk_kafka_conf_set_manual_consumer(conf, a->cfg->aggregator_group,
+                                                          a->cfg->instance_id) != 0) {
         if (conf != NULL)
             rd_kafka_conf_destroy(conf);
         return NULL;

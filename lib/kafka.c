@@ -58,9 +58,12 @@ int lk_kafka_conf_set_reliable_producer(rd_kafka_conf_t *conf)
     return 0;
 }
 
-int lk_kafka_conf_set_manual_consumer(rd_kafka_conf_t *conf, const char *group)
+int lk_kafka_conf_set_manual_consumer(rd_kafka_conf_t *conf, const char *group,
+                                      const char *instance_id)
 {
     if (lk_kafka_conf_set(conf, "group.id", group) != 0 ||
+        lk_kafka_conf_set(conf, "group.instance.id", instance_id) != 0 ||
+        lk_kafka_conf_set(conf, "session.timeout.ms", "6000") != 0 ||
         lk_kafka_conf_set(conf, "enable.auto.commit", "false") != 0 ||
         lk_kafka_conf_set(conf, "enable.auto.offset.store", "false") != 0 ||
         lk_kafka_conf_set(conf, "isolation.level", "read_committed") != 0 ||

@@ -24,7 +24,13 @@ int lk_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value
 int lk_kafka_conf_set_reliable_producer(rd_kafka_conf_t *conf);
 
 /* Sets the properties of a consumer in `group` that never commits or stores
- * offsets by itself and reads only committed transactional messages. */
-int lk_kafka_conf_set_manual_consumer(rd_kafka_conf_t *conf, const char *group);
+ * offsets by itself and reads only committed transactional messages.
+ *
+ * The member is static, named `instance_id`: a member restarted under the
+ * same name takes its partitions back at once instead of waiting for the
+ * group to give up on its previous life, and a stopped member's partitions
+ * move to the others after a short session timeout. */
+int lk_kafka_conf_set_manual_consumer(rd_kafka_conf_t *conf, const char *group,
+                                      const char *instance_id);
 
 #endif
