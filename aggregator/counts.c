@@ -9,7 +9,9 @@
 
 /* ARGV[1] is the topic; then five values per entry: partition, offset,
  * post id, user id, 1 for like or 0 for unlike, sorted by partition and
- * offset. Returns the touched posts and their new counts, flattened. Lua
+ * offset. Returns the touched posts and their new counts, flattened, and
+ * publishes them as [[post, count], ...] on the channel likes:counts, where
+ * every ingest process listens to push them to its live subscribers. Lua
  * numbers are doubles, exact for offsets up to 2^53. */
 static const char apply_script[] =
     "local topic = ARGV[1]\n"
@@ -45,11 +47,16 @@ static const char apply_script[] =
     "  redis.call('SET', 'likes:applied:' .. topic .. ':' .. partition, offset)\n"
     "end\n"
     "local result = {}\n"
+    "local published = {}\n"
     "for _, post in ipairs(touched_order) do\n"
     "  local count = redis.call('SCARD', 'likes:post:' .. post .. ':users')\n"
     "  redis.call('SET', 'likes:post:' .. post .. ':count', count)\n"
     "  table.insert(result, post)\n"
     "  table.insert(result, count)\n"
+    "  table.insert(published, {tonumber(post), count})\n"
+    "end\n"
+    "if #published > 0 then\n"
+    "  redis.call('PUBLISH', 'likes:counts', cjson.encode(published))\n"
     "end\n"
     "return result\n";
 

@@ -8,6 +8,10 @@
  *   likes:applied:<topic>:<partition>   highest offset of `topic` whose
  *                            effect is in Redis, kept by the aggregator
  *
+ * Channel:
+ *   likes:counts             new counts as the aggregator applies them,
+ *                            JSON [[post id, count], ...]
+ *
  * A handle is used by one thread at a time.
  */
 #ifndef LK_REDIS_H
@@ -42,6 +46,8 @@ redisReply *lk_redis_command(lk_redis *redis, const char *fmt, ...);
 /* Reads the like count of a post. Returns 0 with `*count` (0 when Redis has
  * no count for it), or -1 when Redis is unreachable. */
 int lk_redis_get_count(lk_redis *redis, int64_t post_id, int64_t *count);
+
+#define LK_REDIS_COUNTS_CHANNEL "likes:counts"
 
 int lk_redis_key_count(int64_t post_id, char *buf, size_t buflen);
 int lk_redis_key_users(int64_t post_id, char *buf, size_t buflen);
