@@ -48,6 +48,8 @@ static enum MHD_Result take_image(ingest_upload *upload, const char *data, uint6
                             "the form has more than one \"image\" field");
         return MHD_NO;
     }
+    if (size == 0)
+        return MHD_YES; /* an empty part: nothing to copy, and no buffer yet */
 
     uint64_t limit = (uint64_t)req->app->cfg.max_upload_bytes;
     if (upload->image_len + size > limit) {
@@ -99,6 +101,9 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *
     (void)transfer_encoding;
     ingest_upload *upload = cls;
 
+    /* libmicrohttpd passes no key for a part whose name it could not read. */
+    if (key == NULL)
+        return MHD_YES;
     if (strcmp(key, "image") == 0)
         return take_image(upload, data, off, size);
     if (strcmp(key, "caption") == 0)
