@@ -120,11 +120,72 @@ static int load_numbers(lk_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* An origin as a browser sends it: a lowercase scheme, "://", and a
+ * lowercase host with an optional port, nothing after. Anything else could
+ * never equal an Origin header, so it is refused rather than ignored. */
+static int is_origin(const char *text, size_t len)
+{
+    if (len == 1 && text[0] == '*')
+        return 1;
+
+    size_t scheme = 0;
+    while (scheme < len && ((text[scheme] >= 'a' && text[scheme] <= 'z') ||
+                            (scheme > 0 && strchr("0123456789+-.", text[scheme]) != NULL)))
+        scheme++;
+    if (scheme == 0 || len - scheme < 4 || memcmp(text + scheme, "://", 3) != 0)
+        return 0;
+
+    for (size_t i = scheme + 3; i < len; i++) {
+        if (strchr("abcdefghijklmnopqrstuvwxyz0123456789.-:[]", text[i]) == NULL)
+            return 0;
+    }
+    return 1;
+}
+
+/* LIKES_CORS_ORIGINS: origins separated by commas, blanks around them
+ * dropped, kept joined by single commas. */
+static int load_cors_origins(lk_config *cfg, char *err, size_t errlen)
+{
+    const char *value = getenv("LIKES_CORS_ORIGINS");
+    size_t used = 0;
+    cfg->cors_origins[0] = '\0';
+
+    while (value != NULL && *value != '\0') {
+        value += strspn(value, " \t,");
+        size_t len = strcspn(value, ",");
+        while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+            len--;
+        if (len == 0)
+            continue;
+
+        if (!is_origin(value, len)) {
+            snprintf(err, errlen,
+                     "LIKES_CORS_ORIGINS: \"%.*s\" is neither * nor an origin such as "
+                     "https://app.example (lowercase, no path)",
+                     (int)(len > 200 ? 200 : len), value);
+            return -1;
+        }
+        if (used + len + 2 > sizeof(cfg->cors_origins)) {
+            snprintf(err, errlen, "LIKES_CORS_ORIGINS is too long (at most %zu characters)",
+                     sizeof(cfg->cors_origins) - 1);
+            return -1;
+        }
+        if (used > 0)
+            cfg->cors_origins[used++] = ',';
+        memcpy(cfg->cors_origins + used, value, len);
+        used += len;
+        cfg->cors_origins[used] = '\0';
+        value += len;
+    }
+    return 0;
+}
+
 int lk_config_load(lk_config *cfg, int need_secret, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof(*cfg));
 
-    if (load_strings(cfg, err, errlen) != 0 || load_numbers(cfg, err, errlen) != 0)
+    if (load_strings(cfg, err, errlen) != 0 || load_numbers(cfg, err, errlen) != 0 ||
+        load_cors_origins(cfg, err, errlen) != 0)
         return -1;
 
     if (need_secret && strlen(cfg->token_secret) < 32) {

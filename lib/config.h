@@ -24,6 +24,10 @@
  *   LIKES_MAX_UPLOAD_BYTES    20971520
  *   LIKES_MAX_IMAGE_PIXELS    40000000
  *   LIKES_HTTP_MAX_CONNECTIONS 20000
+ *   LIKES_CORS_ORIGINS        (empty: no CORS headers) the origins whose
+ *                             browser pages may call the API, exact and
+ *                             comma-separated ("https://app.example"), or *
+ *                             for any origin
  */
 #ifndef LK_CONFIG_H
 #define LK_CONFIG_H
@@ -35,6 +39,7 @@ typedef struct lk_config {
     char http_addr[64];
     int http_port;
     int http_max_connections;
+    char cors_origins[1024]; /* "" or exact origins joined by commas, blanks removed */
 
     char kafka_brokers[256];
     char topic_likes[128];

@@ -16,6 +16,7 @@ static const char *const variables[] = {
     "LIKES_INSTANCE_ID",   "LIKES_REDIS_HOST",       "LIKES_REDIS_PORT",
     "LIKES_PG_DSN",        "LIKES_TOKEN_SECRET",     "LIKES_MEDIA_DIR",
     "LIKES_WINDOW_MS",     "LIKES_MAX_UPLOAD_BYTES", "LIKES_MAX_IMAGE_PIXELS",
+    "LIKES_CORS_ORIGINS",
 };
 
 /* 32 characters: the shortest secret accepted. */
@@ -52,6 +53,7 @@ static void test_defaults(void)
     CHECK_INT_EQ(200, cfg.window_ms);
     CHECK_INT_EQ(20971520, cfg.max_upload_bytes);
     CHECK_INT_EQ(40000000, cfg.max_image_pixels);
+    CHECK_STR_EQ("", cfg.cors_origins);
 }
 
 static void test_default_instance_id(void)
@@ -87,6 +89,7 @@ static void test_overrides(void)
     setenv("LIKES_WINDOW_MS", "60000", 1);
     setenv("LIKES_MAX_UPLOAD_BYTES", "4294967296", 1);
     setenv("LIKES_MAX_IMAGE_PIXELS", "1099511627776", 1);
+    setenv("LIKES_CORS_ORIGINS", "https://app.example", 1);
 
     lk_config cfg;
     char err[256] = "";
@@ -112,6 +115,7 @@ static void test_overrides(void)
     CHECK_INT_EQ(60000, cfg.window_ms);
     CHECK_INT_EQ(INT64_C(4294967296), cfg.max_upload_bytes);
     CHECK_INT_EQ(INT64_C(1099511627776), cfg.max_image_pixels);
+    CHECK_STR_EQ("https://app.example", cfg.cors_origins);
 }
 
 static void test_empty_means_default(void)
@@ -236,6 +240,92 @@ static void test_string_too_long(void)
     CHECK_STR_EQ(value, cfg.http_addr);
 }
 
+static void test_cors_origins_are_listed_without_blanks(void)
+{
+    static const struct {
+        const char *value;
+        const char *expected;
+    } cases[] = {
+        {"*", "*"},
+        {" https://app.example , http://127.0.0.1:3000,",
+         "https://app.example,http://127.0.0.1:3000"},
+        {"http://[::1]:8080,*", "http://[::1]:8080,*"},
+        {" , ", ""},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CHECK_CONTEXT("LIKES_CORS_ORIGINS=\"%s\"", cases[i].value);
+        clear_environment();
+        setenv("LIKES_CORS_ORIGINS", cases[i].value, 1);
+
+        lk_config cfg;
+        char err[256] = "";
+        int rc = lk_config_load(&cfg, 0, err, sizeof(err));
+        clear_environment();
+
+        CHECK_INT_EQ(0, rc);
+        CHECK_STR_EQ("", err);
+        CHECK_STR_EQ(cases[i].expected, cfg.cors_origins);
+    }
+}
+
+static void test_cors_origins_refused(void)
+{
+    static const struct {
+        const char *value;
+        const char *err;
+    } cases[] = {
+        {"https://app.example/", "LIKES_CORS_ORIGINS: \"https://app.example/\" is neither * nor an "
+                                 "origin such as https://app.example (lowercase, no path)"},
+        {"http://a.example,https://App.example",
+         "LIKES_CORS_ORIGINS: \"https://App.example\" is neither * nor an origin such as "
+         "https://app.example (lowercase, no path)"},
+        {"app.example", "LIKES_CORS_ORIGINS: \"app.example\" is neither * nor an origin such as "
+                        "https://app.example (lowercase, no path)"},
+        {"https://", "LIKES_CORS_ORIGINS: \"https://\" is neither * nor an origin such as "
+                     "https://app.example (lowercase, no path)"},
+        {"http://a b", "LIKES_CORS_ORIGINS: \"http://a b\" is neither * nor an origin such as "
+                       "https://app.example (lowercase, no path)"},
+        {"**", "LIKES_CORS_ORIGINS: \"**\" is neither * nor an origin such as "
+               "https://app.example (lowercase, no path)"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CHECK_CONTEXT("LIKES_CORS_ORIGINS=\"%s\"", cases[i].value);
+        clear_environment();
+        setenv("LIKES_CORS_ORIGINS", cases[i].value, 1);
+
+        lk_config cfg;
+        char err[256] = "";
+        int rc = lk_config_load(&cfg, 0, err, sizeof(err));
+        clear_environment();
+
+        CHECK_INT_EQ(-1, rc);
+        CHECK_STR_EQ(cases[i].err, err);
+    }
+}
+
+static void test_cors_origins_too_long(void)
+{
+    /* 100 origins of 21 characters and their commas: 2,199 characters. */
+    char value[2400] = "";
+    for (int i = 0; i < 100; i++) {
+        size_t used = strlen(value);
+        snprintf(value + used, sizeof(value) - used, "%shttps://app%03d.example", i > 0 ? "," : "",
+                 i);
+    }
+
+    clear_environment();
+    setenv("LIKES_CORS_ORIGINS", value, 1);
+    lk_config cfg;
+    char err[256] = "";
+    int rc = lk_config_load(&cfg, 0, err, sizeof(err));
+    clear_environment();
+
+    CHECK_INT_EQ(-1, rc);
+    CHECK_STR_EQ("LIKES_CORS_ORIGINS is too long (at most 1023 characters)", err);
+}
+
 static void test_missing_secret(void)
 {
     static const char message[] = "LIKES_TOKEN_SECRET must be set to at least 32 characters "
@@ -287,6 +377,9 @@ int main(void)
         {"the bounds of each range are accepted", test_range_bounds_accepted},
         {"invalid numbers are refused naming the variable", test_invalid_numbers},
         {"a string too long is refused naming the variable", test_string_too_long},
+        {"CORS origins are kept without blanks", test_cors_origins_are_listed_without_blanks},
+        {"a CORS origin no browser sends is refused", test_cors_origins_refused},
+        {"CORS origins too long are refused", test_cors_origins_too_long},
         {"a missing or short secret is refused when required", test_missing_secret},
         {"the secret is optional when not required", test_secret_not_needed},
     };
