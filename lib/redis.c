@@ -150,6 +150,116 @@ int lk_redis_get_count(lk_redis *redis, int64_t post_id, int64_t *count)
     return rc;
 }
 
+/* Queues MULTI, one MGET of the count keys, a SISMEMBER per post when
+ * `user_id` is set, and EXEC, without waiting for any answer. */
+static int append_post_likes(redisContext *context, const int64_t *post_ids, size_t count,
+                             int64_t user_id)
+{
+    const char *argv[LK_REDIS_MAX_POSTS_READ + 1];
+    char keys[LK_REDIS_MAX_POSTS_READ][48];
+    argv[0] = "MGET";
+    for (size_t i = 0; i < count; i++) {
+        lk_redis_key_count(post_ids[i], keys[i], sizeof(keys[i]));
+        argv[i + 1] = keys[i];
+    }
+
+    if (redisAppendCommand(context, "MULTI") != REDIS_OK ||
+        redisAppendCommandArgv(context, (int)count + 1, argv, NULL) != REDIS_OK)
+        return -1;
+
+    char member[24];
+    snprintf(member, sizeof(member), "%" PRId64, user_id);
+    for (size_t i = 0; user_id > 0 && i < count; i++) {
+        char users_key[48];
+        lk_redis_key_users(post_ids[i], users_key, sizeof(users_key));
+        if (redisAppendCommand(context, "SISMEMBER %s %s", users_key, member) != REDIS_OK)
+            return -1;
+    }
+    return redisAppendCommand(context, "EXEC") == REDIS_OK ? 0 : -1;
+}
+
+/* Takes the answers of EXEC: the MGET array, then one integer per
+ * SISMEMBER. Returns 0, or -1 with what was wrong in `why`. */
+static int take_post_likes(const redisReply *exec, const int64_t *post_ids, size_t count,
+                           int64_t user_id, int64_t *counts, int *liked, char *why, size_t whylen)
+{
+    size_t expected = 1 + (user_id > 0 ? count : 0);
+    if (exec->type != REDIS_REPLY_ARRAY || exec->elements != expected) {
+        snprintf(why, whylen, "EXEC answered %s",
+                 exec->type == REDIS_REPLY_ERROR ? exec->str : "an unexpected reply");
+        return -1;
+    }
+
+    const redisReply *values = exec->element[0];
+    if (values->type != REDIS_REPLY_ARRAY || values->elements != count) {
+        snprintf(why, whylen, "MGET answered %s",
+                 values->type == REDIS_REPLY_ERROR ? values->str : "an unexpected reply");
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const redisReply *value = values->element[i];
+        counts[i] = 0;
+        if (value->type != REDIS_REPLY_NIL &&
+            (value->type != REDIS_REPLY_STRING || parse_count(value->str, &counts[i]) != 0)) {
+            snprintf(why, whylen, "the count of post %" PRId64 " is not a count", post_ids[i]);
+            return -1;
+        }
+    }
+
+    for (size_t i = 0; user_id > 0 && i < count; i++) {
+        const redisReply *member = exec->element[i + 1];
+        if (member->type != REDIS_REPLY_INTEGER) {
+            snprintf(why, whylen, "SISMEMBER answered %s",
+                     member->type == REDIS_REPLY_ERROR ? member->str : "an unexpected reply");
+            return -1;
+        }
+        liked[i] = member->integer != 0;
+    }
+    return 0;
+}
+
+int lk_redis_get_post_likes(lk_redis *redis, const int64_t *post_ids, size_t count, int64_t user_id,
+                            int64_t *counts, int *liked)
+{
+    if (count == 0)
+        return 0;
+    if (count > LK_REDIS_MAX_POSTS_READ)
+        return -1;
+
+    redisContext *context = lk_redis_get(redis);
+    if (context == NULL)
+        return -1;
+    if (append_post_likes(context, post_ids, count, user_id) != 0) {
+        lk_redis_broken(redis, "out of memory queueing the like reads");
+        return -1;
+    }
+
+    /* Every answer is read, even after a bad one, so that the connection
+     * stays in step: MULTI, one QUEUED per command, then EXEC's. */
+    size_t answers = 3 + (user_id > 0 ? count : 0);
+    redisReply *exec = NULL;
+    for (size_t i = 0; i < answers; i++) {
+        void *reply = NULL;
+        if (redisGetReply(context, &reply) != REDIS_OK) {
+            char why[128];
+            snprintf(why, sizeof(why), "%s",
+                     context->errstr[0] ? context->errstr : "connection lost");
+            freeReplyObject(exec);
+            lk_redis_broken(redis, why);
+            return -1;
+        }
+        freeReplyObject(exec);
+        exec = reply;
+    }
+
+    char why[256];
+    int rc = take_post_likes(exec, post_ids, count, user_id, counts, liked, why, sizeof(why));
+    if (rc != 0)
+        lk_log_warn("redis: reading the likes of %zu posts failed (%s), likes unknown", count, why);
+    freeReplyObject(exec);
+    return rc;
+}
+
 int lk_redis_key_count(int64_t post_id, char *buf, size_t buflen)
 {
     return snprintf(buf, buflen, "likes:post:%" PRId64 ":count", post_id);

@@ -47,6 +47,19 @@ redisReply *lk_redis_command(lk_redis *redis, const char *fmt, ...);
  * no count for it), or -1 when Redis is unreachable. */
 int lk_redis_get_count(lk_redis *redis, int64_t post_id, int64_t *count);
 
+/* Reads, in one round trip and one consistent snapshot (MULTI/EXEC), the
+ * like counts of the `count` posts of `post_ids` into `counts` (0 for a post
+ * Redis has no count for) and, when `user_id` is positive, whether that user
+ * is in each post's set of likers into `liked` (1 or 0; `liked` is not
+ * touched, and may be NULL, when `user_id` is 0). At most
+ * LK_REDIS_MAX_POSTS_READ posts. Returns 0, or -1 when Redis is unreachable
+ * or answered anything else (logged); the arrays are then left partly
+ * written. The arrays stay the caller's. */
+int lk_redis_get_post_likes(lk_redis *redis, const int64_t *post_ids, size_t count, int64_t user_id,
+                            int64_t *counts, int *liked);
+
+#define LK_REDIS_MAX_POSTS_READ 128
+
 #define LK_REDIS_COUNTS_CHANNEL "likes:counts"
 
 int lk_redis_key_count(int64_t post_id, char *buf, size_t buflen);

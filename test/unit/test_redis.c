@@ -422,6 +422,159 @@ static void test_error_reply(void)
     server_cleanup(&srv);
 }
 
+/* Sets `key` with a command that answers +OK or an integer. */
+static int run_write(lk_redis *redis, const char *command, const char *key, const char *value)
+{
+    redisReply *reply = lk_redis_command(redis, "%s %s %s", command, key, value);
+    int ok =
+        reply != NULL && (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(reply);
+    return ok ? 0 : -1;
+}
+
+static void check_post_likes(lk_redis *redis)
+{
+    char key[64];
+    lk_redis_key_count(1, key, sizeof(key));
+    CHECK_INT_EQ(0, run_write(redis, "SET", key, "5"));
+    lk_redis_key_count(2, key, sizeof(key));
+    CHECK_INT_EQ(0, run_write(redis, "SET", key, "2"));
+    lk_redis_key_users(1, key, sizeof(key));
+    CHECK_INT_EQ(0, run_write(redis, "SADD", key, "7"));
+    lk_redis_key_users(2, key, sizeof(key));
+    CHECK_INT_EQ(0, run_write(redis, "SADD", key, "8"));
+
+    /* Post 3 has neither key: no like yet. */
+    const int64_t posts[] = {1, 2, 3};
+    int64_t counts[3] = {-1, -1, -1};
+    int liked[3] = {-1, -1, -1};
+    CHECK_INT_EQ(0, lk_redis_get_post_likes(redis, posts, 3, 7, counts, liked));
+    CHECK_INT_EQ(5, counts[0]);
+    CHECK_INT_EQ(2, counts[1]);
+    CHECK_INT_EQ(0, counts[2]);
+    CHECK_INT_EQ(1, liked[0]);
+    CHECK_INT_EQ(0, liked[1]);
+    CHECK_INT_EQ(0, liked[2]);
+
+    /* No user: counts only, `liked` untouched. */
+    int64_t anonymous_counts[3] = {-1, -1, -1};
+    int untouched[3] = {-1, -1, -1};
+    CHECK_INT_EQ(0, lk_redis_get_post_likes(redis, posts, 3, 0, anonymous_counts, untouched));
+    CHECK_INT_EQ(5, anonymous_counts[0]);
+    CHECK_INT_EQ(2, anonymous_counts[1]);
+    CHECK_INT_EQ(0, anonymous_counts[2]);
+    CHECK_INT_EQ(-1, untouched[0]);
+    CHECK_INT_EQ(-1, untouched[2]);
+
+    /* Nothing asked, nothing read; more than the most is refused. */
+    CHECK_INT_EQ(0, lk_redis_get_post_likes(redis, posts, 0, 7, counts, liked));
+    int64_t many[LK_REDIS_MAX_POSTS_READ + 1] = {0};
+    int64_t many_counts[LK_REDIS_MAX_POSTS_READ + 1];
+    CHECK_INT_EQ(-1, lk_redis_get_post_likes(redis, many, LK_REDIS_MAX_POSTS_READ + 1, 0,
+                                             many_counts, NULL));
+}
+
+static void test_post_likes(void)
+{
+    if (!on_path("redis-server"))
+        CHECK_SKIP("redis-server is not on PATH");
+
+    server srv;
+    CHECK_INT_EQ(0, server_prepare(&srv));
+    int started = server_start(&srv);
+    lk_redis *redis = lk_redis_new("127.0.0.1", srv.port, 1000);
+
+    if (started == 0)
+        check_post_likes(redis);
+    else
+        CHECK_INT_EQ(0, started);
+
+    lk_redis_free(redis);
+    server_cleanup(&srv);
+}
+
+/* A count that is not a number and a users key holding a string: the
+ * whole read fails, once each, and the connection stays in step for the
+ * next command. */
+static void check_post_likes_wrong_types(lk_redis *redis)
+{
+    char key[64];
+    lk_redis_key_count(5, key, sizeof(key));
+    CHECK_INT_EQ(0, run_write(redis, "SET", key, "many"));
+    lk_redis_key_users(6, key, sizeof(key));
+    CHECK_INT_EQ(0, run_write(redis, "SET", key, "1"));
+
+    capture cap;
+    CHECK_INT_EQ(0, capture_start(&cap));
+    const int64_t post_five[] = {5};
+    const int64_t post_six[] = {6};
+    int64_t counts[1];
+    int liked[1];
+    int wrong_count = lk_redis_get_post_likes(redis, post_five, 1, 7, counts, liked);
+    int wrong_users = lk_redis_get_post_likes(redis, post_six, 1, 7, counts, liked);
+    char log[4096], lines[4096];
+    capture_end(&cap, log, sizeof(log));
+    strip_times(log, lines, sizeof(lines));
+
+    CHECK_INT_EQ(-1, wrong_count);
+    CHECK_INT_EQ(-1, wrong_users);
+    char expected[1024];
+    snprintf(expected, sizeof(expected),
+             "test_redis[%d] WARN redis: reading the likes of 1 posts failed (the count of post 5 "
+             "is not a count), likes unknown\n"
+             "test_redis[%d] WARN redis: reading the likes of 1 posts failed (SISMEMBER answered "
+             "WRONGTYPE Operation against a key holding the wrong kind of value), likes unknown\n",
+             (int)getpid(), (int)getpid());
+    CHECK_STR_EQ(expected, lines);
+
+    redisReply *reply = lk_redis_command(redis, "PING");
+    CHECK(reply != NULL);
+    int type = reply->type;
+    char status[16];
+    snprintf(status, sizeof(status), "%s", type == REDIS_REPLY_STATUS ? reply->str : "");
+    freeReplyObject(reply);
+    CHECK_STR_EQ("PONG", status);
+}
+
+static void test_post_likes_wrong_types(void)
+{
+    if (!on_path("redis-server"))
+        CHECK_SKIP("redis-server is not on PATH");
+
+    server srv;
+    CHECK_INT_EQ(0, server_prepare(&srv));
+    int started = server_start(&srv);
+    lk_redis *redis = lk_redis_new("127.0.0.1", srv.port, 1000);
+
+    if (started == 0)
+        check_post_likes_wrong_types(redis);
+    else
+        CHECK_INT_EQ(0, started);
+
+    lk_redis_free(redis);
+    server_cleanup(&srv);
+}
+
+static void test_post_likes_dead_port(void)
+{
+    int port = free_port();
+    CHECK(port > 0);
+    lk_redis *redis = lk_redis_new("127.0.0.1", port, 1000);
+    CHECK(redis != NULL);
+
+    capture cap;
+    CHECK_INT_EQ(0, capture_start(&cap));
+    const int64_t posts[] = {1};
+    int64_t counts[1] = {42};
+    int rc = lk_redis_get_post_likes(redis, posts, 1, 0, counts, NULL);
+    char log[4096];
+    capture_end(&cap, log, sizeof(log));
+    lk_redis_free(redis);
+
+    CHECK_INT_EQ(-1, rc);
+    CHECK_INT_EQ(42, counts[0]);
+}
+
 /* Nothing listens on the port at first; the server comes up later and
  * the same handle reads from it. */
 static void check_recovers_when_server_starts(lk_redis *redis, server *srv)
@@ -609,6 +762,9 @@ int main(void)
         {"a server that never answers times out", test_silent_server},
         {"get count reads what SET wrote, 0 when absent", test_count_after_set},
         {"an error reply leaves the count unknown", test_error_reply},
+        {"post likes read counts and membership in one go", test_post_likes},
+        {"post likes of keys of the wrong type are unknown", test_post_likes_wrong_types},
+        {"post likes fail at once on a dead port", test_post_likes_dead_port},
         {"a handle recovers when the server starts", test_recovers_when_server_starts},
         {"a handle reconnects after the server restarts", test_reconnects_after_restart},
         {"lk_redis_broken drops the connection, the next call reconnects", test_broken_reconnects},
