@@ -92,7 +92,14 @@ down:
 run: deps build
 	@scripts/run.sh
 
-test: deps
+# Python tools of the tests, in a virtual environment of the project's own.
+.venv/.installed: test/requirements.txt
+	@echo "  VENV    .venv"
+	@python3 -m venv .venv
+	@.venv/bin/pip install --quiet --disable-pip-version-check -r test/requirements.txt
+	@touch $@
+
+test: deps .venv/.installed
 	@$(MAKE) --no-print-directory build asan
 	@test/run.sh
 

@@ -19,7 +19,7 @@ packages=(
     libssl-dev libpq-dev
     redis-server postgresql-15 postgresql-client-15
     openjdk-17-jre-headless maven
-    clang-format curl python3 jq
+    clang-format curl python3 python3-venv jq
 )
 
 # dpkg -s also succeeds for a removed package whose config files remain, so
