@@ -63,6 +63,8 @@ $(BUILD)/obj/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h) $(wildcard test/unit
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+$(BUILD)/obj/test/unit/%.o: ALL_CFLAGS += -Iaggregator
+
 $(BUILD)/bin/likes-ingest: $(call obj,$(INGEST_SRC)) $(LIB_OBJ)
 $(BUILD)/bin/likes-aggregator: $(call obj,$(AGGREGATOR_SRC)) $(LIB_OBJ)
 $(BUILD)/bin/likes-persister: $(call obj,$(PERSISTER_SRC)) $(LIB_OBJ)
@@ -72,6 +74,9 @@ $(BINS):
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	@$(CC) -o $@ $^ $(ALL_LDLIBS)
+
+# Unit tests of a process's own files link those files too.
+$(BUILD)/test/test_counts: $(BUILD)/obj/aggregator/counts.o
 
 $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -64,6 +64,8 @@ static const char apply_script[] =
  * enough that one call never holds Redis for long. */
 #define CHUNK_ENTRIES  2000
 #define ARGS_PER_ENTRY 5
+#define LEADING_ARGS   4 /* EVALSHA, the digest, no keys, the topic */
+#define MAX_ARGS       (LEADING_ARGS + CHUNK_ENTRIES * ARGS_PER_ENTRY)
 #define NUMBER_LEN     24
 
 struct counts {
@@ -71,8 +73,8 @@ struct counts {
     char *topic;
     char script_sha[41];
     /* Argument vectors reused across calls. */
-    const char *argv[2 + 1 + CHUNK_ENTRIES * ARGS_PER_ENTRY];
-    size_t argv_len[2 + 1 + CHUNK_ENTRIES * ARGS_PER_ENTRY];
+    const char *argv[MAX_ARGS];
+    size_t argv_len[MAX_ARGS];
     char numbers[CHUNK_ENTRIES * ARGS_PER_ENTRY][NUMBER_LEN];
 };
 
@@ -139,7 +141,7 @@ static int build_args(counts *c, const lk_pair *entries, size_t n)
     c->argv[3] = c->topic;
     c->argv_len[3] = strlen(c->topic);
 
-    size_t arg = 4, slot = 0;
+    size_t arg = LEADING_ARGS, slot = 0;
     for (size_t i = 0; i < n; i++) {
         set_number(c, arg++, slot++, entries[i].partition);
         set_number(c, arg++, slot++, entries[i].offset);

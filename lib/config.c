@@ -104,7 +104,7 @@ static int load_numbers(lk_config *cfg, char *err, size_t errlen)
 {
     if (read_int("LIKES_HTTP_PORT", 8080, 1, 65535, &cfg->http_port, err, errlen) != 0)
         return -1;
-    if (read_int("LIKES_HTTP_MAX_CONNECTIONS", 20000, 16, 1000000, &cfg->http_max_connections, err,
+    if (read_int("LIKES_HTTP_MAX_CONNECTIONS", 16000, 16, 1000000, &cfg->http_max_connections, err,
                  errlen) != 0)
         return -1;
     if (read_int("LIKES_REDIS_PORT", 16379, 1, 65535, &cfg->redis_port, err, errlen) != 0)

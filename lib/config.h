@@ -23,7 +23,7 @@
  *                             members running at once
  *   LIKES_MAX_UPLOAD_BYTES    20971520
  *   LIKES_MAX_IMAGE_PIXELS    40000000
- *   LIKES_HTTP_MAX_CONNECTIONS 20000
+ *   LIKES_HTTP_MAX_CONNECTIONS 16000
  *   LIKES_CORS_ORIGINS        (empty: no CORS headers) the origins whose
  *                             browser pages may call the API, exact and
  *                             comma-separated ("https://app.example"), or *

@@ -90,11 +90,16 @@ redisContext *lk_redis_get(lk_redis *redis)
 
 void lk_redis_broken(lk_redis *redis, const char *why)
 {
+    /* `why` is often the context's own error text, which goes away with
+     * the context: keep a copy for the log. */
+    char reason[128];
+    snprintf(reason, sizeof(reason), "%s", why);
+
     if (redis->context != NULL) {
         redisFree(redis->context);
         redis->context = NULL;
     }
-    note_unreachable(redis, why);
+    note_unreachable(redis, reason);
 }
 
 redisReply *lk_redis_command(lk_redis *redis, const char *fmt, ...)
@@ -108,12 +113,8 @@ redisReply *lk_redis_command(lk_redis *redis, const char *fmt, ...)
     redisReply *reply = redisvCommand(context, fmt, args);
     va_end(args);
 
-    if (reply == NULL) {
-        /* The context goes away with its error text: copy it first. */
-        char why[128];
-        snprintf(why, sizeof(why), "%s", context->errstr[0] ? context->errstr : "connection lost");
-        lk_redis_broken(redis, why);
-    }
+    if (reply == NULL)
+        lk_redis_broken(redis, context->errstr[0] ? context->errstr : "connection lost");
     return reply;
 }
 
@@ -241,11 +242,8 @@ int lk_redis_get_post_likes(lk_redis *redis, const int64_t *post_ids, size_t cou
     for (size_t i = 0; i < answers; i++) {
         void *reply = NULL;
         if (redisGetReply(context, &reply) != REDIS_OK) {
-            char why[128];
-            snprintf(why, sizeof(why), "%s",
-                     context->errstr[0] ? context->errstr : "connection lost");
             freeReplyObject(exec);
-            lk_redis_broken(redis, why);
+            lk_redis_broken(redis, context->errstr[0] ? context->errstr : "connection lost");
             return -1;
         }
         freeReplyObject(exec);

@@ -35,7 +35,8 @@ void lk_redis_free(lk_redis *redis);
 redisContext *lk_redis_get(lk_redis *redis);
 
 /* Drops the context after an I/O or protocol error, so that the next
- * lk_redis_get() reconnects. `why` is logged if this is a state change. */
+ * lk_redis_get() reconnects. `why` is logged if this is a state change; it
+ * may point into the context being dropped (its errstr). */
 void lk_redis_broken(lk_redis *redis, const char *why);
 
 /* Runs one command (printf-like, as redisCommand). Returns the reply, which

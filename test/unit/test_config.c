@@ -38,7 +38,7 @@ static void test_defaults(void)
     CHECK_STR_EQ("", err);
     CHECK_STR_EQ("127.0.0.1", cfg.http_addr);
     CHECK_INT_EQ(8080, cfg.http_port);
-    CHECK_INT_EQ(20000, cfg.http_max_connections);
+    CHECK_INT_EQ(16000, cfg.http_max_connections);
     CHECK_STR_EQ("127.0.0.1:19092", cfg.kafka_brokers);
     CHECK_STR_EQ("likes", cfg.topic_likes);
     CHECK_STR_EQ("like-deltas", cfg.topic_deltas);
