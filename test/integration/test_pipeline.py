@@ -189,5 +189,19 @@ def consumers_restarted_mid_stream_lose_and_repeat_nothing():
     expect_counts(truth.counts(posts), timeout=120)
 
 
+@test
+def a_backlog_larger_than_one_script_call_drains_exactly():
+    # With the aggregator stopped, 2,100 pairs pile up: the restarted one
+    # takes them in one window, over more than one Redis script call.
+    posts = [new_post("coffee.png"), new_post("rocket.jpg")]
+    subprocess.run([os.path.join(ROOT, "scripts", "services.sh"), "stop", "aggregator"],
+                   check=True, capture_output=True)
+    truth = lc.Truth()
+    drive(posts, tokens_for(2100), 1, truth, 23)
+    subprocess.run([os.path.join(ROOT, "scripts", "services.sh"), "start", "aggregator"],
+                   check=True, capture_output=True)
+    expect_counts(truth.counts(posts), timeout=120)
+
+
 if __name__ == "__main__":
     main()
