@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vips/vips.h>
@@ -343,8 +344,93 @@ static const char *media_content_type(const char *name)
     return NULL;
 }
 
+/* The entity tag of a file is its name's hash, quoted: `etag` takes 67
+ * bytes. */
+static void media_etag(const char *name, char *etag)
+{
+    snprintf(etag, 67, "\"%.64s\"", name);
+}
+
+/* True when `list`, the value of an If-None-Match header, is "*" or names
+ * `etag`. A weak tag (W/"...") counts as its strong twin, the weak
+ * comparison RFC 9110 asks for here. Reading stops at a member that is
+ * neither. */
+static int etag_listed(const char *list, const char *etag)
+{
+    size_t etag_len = strlen(etag);
+    const char *p = list;
+    for (;;) {
+        p += strspn(p, " \t,");
+        if (*p == '\0')
+            return 0;
+
+        const char *tag = p;
+        int any = *p == '*';
+        if (any) {
+            p++;
+        } else {
+            if (strncmp(tag, "W/", 2) == 0)
+                tag += 2;
+            const char *closing = *tag == '"' ? strchr(tag + 1, '"') : NULL;
+            if (closing == NULL)
+                return 0;
+            p = closing + 1;
+        }
+
+        const char *after = p + strspn(p, " \t");
+        if (*after != ',' && *after != '\0')
+            return 0;
+        if (any || ((size_t)(p - tag) == etag_len && memcmp(tag, etag, etag_len) == 0))
+            return 1;
+        p = after;
+    }
+}
+
+typedef struct etag_search {
+    const char *etag;
+    int found;
+} etag_search;
+
+static enum MHD_Result search_if_none_match(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value)
+{
+    (void)kind;
+    etag_search *search = cls;
+    if (value != NULL && strcasecmp(key, MHD_HTTP_HEADER_IF_NONE_MATCH) == 0 &&
+        etag_listed(value, search->etag)) {
+        search->found = 1;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* A client may send the header more than once: each counts. */
+static int client_has_current(ingest_request *req, const char *etag)
+{
+    etag_search search = {etag, 0};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, search_if_none_match, &search);
+    return search.found;
+}
+
+/* A name is a hash of the content: it never changes, and neither does what
+ * a cache keeps of it. Sent with the 200 and with the 304 alike. */
+static int add_cache_headers(struct MHD_Response *response, const char *etag)
+{
+    if (MHD_add_response_header(response, MHD_HTTP_HEADER_ETAG, etag) != MHD_YES ||
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL,
+                                "public, max-age=31536000, immutable") != MHD_YES)
+        return -1;
+    return 0;
+}
+
+/* A 304 is built like the 200 it stands for, so that its Content-Length
+ * is the file's, as RFC 9110 wants; libmicrohttpd sends no body with it. */
 static enum MHD_Result reply_file(ingest_request *req, int fd, off_t size, const char *content_type)
 {
+    char etag[67];
+    media_etag(req->path_name, etag);
+    unsigned status = client_has_current(req, etag) ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+
     /* The response owns `fd` from here on, and closes it. */
     struct MHD_Response *response = MHD_create_response_from_fd64((uint64_t)size, fd);
     if (response == NULL) {
@@ -352,15 +438,15 @@ static enum MHD_Result reply_file(ingest_request *req, int fd, off_t size, const
         return ingest_reply_internal(req, "no memory to answer with %s", req->path_name);
     }
 
-    /* A name is a hash of the content: it never changes. */
-    if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES ||
-        MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL,
-                                "public, max-age=31536000, immutable") != MHD_YES ||
-        MHD_add_response_header(response, "X-Content-Type-Options", "nosniff") != MHD_YES) {
+    if (add_cache_headers(response, etag) != 0 ||
+        (status == MHD_HTTP_OK &&
+         (MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) !=
+              MHD_YES ||
+          MHD_add_response_header(response, "X-Content-Type-Options", "nosniff") != MHD_YES))) {
         MHD_destroy_response(response);
         return ingest_reply_internal(req, "no memory for the headers of %s", req->path_name);
     }
-    return ingest_reply_response(req, MHD_HTTP_OK, response);
+    return ingest_reply_response(req, status, response);
 }
 
 enum MHD_Result ingest_media_get(ingest_request *req)
