@@ -78,6 +78,13 @@ enum MHD_Result ingest_reply_response(ingest_request *req, unsigned status,
                      req->id, status);
         return MHD_NO;
     }
+    if (ingest_cors_add_headers(req, response) != 0) {
+        MHD_destroy_response(response);
+        lk_log_error("request %" PRIu64 ": no memory for the CORS headers of the %u answer, "
+                     "closing the connection",
+                     req->id, status);
+        return MHD_NO;
+    }
 
     enum MHD_Result queued = MHD_queue_response(req->conn, status, response);
     MHD_destroy_response(response);
@@ -279,6 +286,8 @@ static int route_or_reply(ingest_request *req, const char *url, const char *meth
 
     if (!path_found)
         ingest_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+    else if (ingest_cors_is_preflight(req, allow))
+        return 0;
     else
         reply_error_with(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                          "this endpoint does not take that method", MHD_HTTP_HEADER_ALLOW, allow);

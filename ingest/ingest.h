@@ -70,6 +70,8 @@ typedef struct ingest_request {
 
     unsigned status; /* what was answered, for the access log */
 
+    char preflight_methods[64]; /* of the path, for a CORS preflight */
+
     /* Per-handler state, released with free_state when the request ends. */
     void *state;
     void (*free_state)(void *state);
@@ -126,7 +128,8 @@ enum MHD_Result ingest_reply_unavailable(ingest_request *req, const char *fmt, .
 enum MHD_Result ingest_reply_internal(ingest_request *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Queues a prepared response and releases the caller's reference. */
+/* Queues a prepared response and releases the caller's reference. Adds the
+ * CORS headers the request's Origin calls for. */
 enum MHD_Result ingest_reply_response(ingest_request *req, unsigned status,
                                       struct MHD_Response *response);
 
@@ -138,6 +141,19 @@ void ingest_request_fail(ingest_request *req, unsigned status, const char *code,
  * out of memory; the object stays the caller's either way. */
 int ingest_json_add_string(json_object *obj, const char *key, const char *value);
 int ingest_json_add_int(json_object *obj, const char *key, int64_t value);
+
+/* cors.c: cross-origin access for the browser pages of cfg.cors_origins */
+
+/* Adds to `response` Vary: Origin whenever CORS is configured, and for an
+ * allowed Origin the headers that let its page read the answer. Returns 0,
+ * or -1 when out of memory; `response` stays the caller's. */
+int ingest_cors_add_headers(ingest_request *req, struct MHD_Response *response);
+
+/* Returns 1 when the request is a preflight (OPTIONS with
+ * Access-Control-Request-Method) from an allowed Origin, for a path that
+ * takes `methods` ("GET, HEAD"): its route is then the preflight's, which
+ * answers once the request is read, so that the connection stays open. */
+int ingest_cors_is_preflight(ingest_request *req, const char *methods);
 
 /* users.c */
 
