@@ -31,9 +31,10 @@ static const ingest_route routes[] = {
     {"GET", "/healthz", 0, NULL, NULL, NULL, health_get},
     {"POST", "/v1/users", INGEST_ROUTE_JSON_BODY, "application/json", NULL, NULL,
      ingest_users_create},
+    {"GET", "/v1/posts", INGEST_ROUTE_OPTIONAL_AUTH, NULL, NULL, NULL, ingest_feed_get},
     {"POST", "/v1/posts", INGEST_ROUTE_AUTH | INGEST_ROUTE_UPLOAD, "multipart/form-data",
      ingest_upload_begin, ingest_upload_take, ingest_posts_create},
-    {"GET", "/v1/posts/{id}", 0, NULL, NULL, NULL, ingest_posts_get},
+    {"GET", "/v1/posts/{id}", INGEST_ROUTE_OPTIONAL_AUTH, NULL, NULL, NULL, ingest_posts_get},
     {"PUT", "/v1/posts/{id}/like", INGEST_ROUTE_AUTH, NULL, NULL, NULL, ingest_likes_put},
     {"DELETE", "/v1/posts/{id}/like", INGEST_ROUTE_AUTH, NULL, NULL, NULL, ingest_likes_delete},
     {"GET", "/media/{name}", 0, NULL, NULL, NULL, ingest_media_get},
@@ -303,10 +304,13 @@ static const char *header_value(ingest_request *req, const char *name)
 
 static int authenticate_or_reply(ingest_request *req)
 {
-    if (!(req->route->flags & INGEST_ROUTE_AUTH))
+    unsigned flags = req->route->flags;
+    if (!(flags & (INGEST_ROUTE_AUTH | INGEST_ROUTE_OPTIONAL_AUTH)))
         return 0;
 
     const char *header = header_value(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (header == NULL && (flags & INGEST_ROUTE_OPTIONAL_AUTH))
+        return 0;
     if (header == NULL) {
         ingest_reply_error(req, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                            "this endpoint needs an Authorization: Bearer <token> header");

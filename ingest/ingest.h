@@ -55,7 +55,7 @@ typedef struct ingest_request {
 
     int64_t path_id;     /* the {id} of the path, once checked */
     char path_name[128]; /* the {name} of the path */
-    int64_t user_id;     /* from the bearer token on routes that need one */
+    int64_t user_id;     /* from the bearer token; 0 when an optional one is absent */
 
     char *body; /* the body of a JSON endpoint, not NUL-terminated */
     size_t body_len;
@@ -90,9 +90,10 @@ typedef void (*ingest_body_fn)(ingest_request *req, const char *data, size_t siz
 typedef enum MHD_Result (*ingest_handle_fn)(ingest_request *req);
 
 enum {
-    INGEST_ROUTE_AUTH = 1 << 0,      /* needs a valid bearer token */
-    INGEST_ROUTE_JSON_BODY = 1 << 1, /* optional JSON body, kept in req->body */
-    INGEST_ROUTE_UPLOAD = 1 << 2,    /* required body of up to max_upload_bytes */
+    INGEST_ROUTE_AUTH = 1 << 0,          /* needs a valid bearer token */
+    INGEST_ROUTE_JSON_BODY = 1 << 1,     /* optional JSON body, kept in req->body */
+    INGEST_ROUTE_UPLOAD = 1 << 2,        /* required body of up to max_upload_bytes */
+    INGEST_ROUTE_OPTIONAL_AUTH = 1 << 3, /* a bearer token is optional, but checked if sent */
 };
 
 struct ingest_route {
@@ -193,6 +194,39 @@ PGresult *ingest_db_run(lk_pg *pg, const char *sql, int nparams, const char *con
 
 enum MHD_Result ingest_posts_create(ingest_request *req);
 enum MHD_Result ingest_posts_get(ingest_request *req);
+
+/* Reads up to `limit` posts, newest (highest id) first, whose ids are below
+ * `before_id`, or from the newest when `before_id` is 0. Returns the rows,
+ * which the caller releases with PQclear(), or NULL with the reason in
+ * `err`. */
+PGresult *ingest_posts_select_page(ingest_app *app, int64_t before_id, int limit, char *err,
+                                   size_t errlen);
+
+/* The id of the post in row `row` of a result of ingest_posts_select_page. */
+int64_t ingest_post_id(const PGresult *result, int row);
+
+/* The post in row `row` as the API shows it, with `like_count`, and
+ * liked_by_me when `liked` is 0 or 1 (left out when -1). The caller owns
+ * the object; NULL when out of memory. */
+json_object *ingest_post_json(const PGresult *result, int row, int64_t like_count, int liked);
+
+/* feed.c */
+
+enum MHD_Result ingest_feed_get(ingest_request *req);
+
+/* post_likes.c */
+
+/* Fills counts[i] with the like count of post_ids[i] and, when `user_id` is
+ * positive, liked[i] with 1 or 0 as that user likes it or not: the state
+ * the aggregator has applied, from Redis; from PostgreSQL, which lags it by
+ * a persister batch, while Redis is unreachable. Posts missing from
+ * PostgreSQL count 0. At most INGEST_FEED_MAX_LIMIT posts. Returns 0, or -1
+ * with the reason in `err` when neither could answer. */
+int ingest_post_likes_read(ingest_app *app, const int64_t *post_ids, size_t count, int64_t user_id,
+                           int64_t *counts, int *liked, char *err, size_t errlen);
+
+#define INGEST_FEED_DEFAULT_LIMIT 20
+#define INGEST_FEED_MAX_LIMIT     100
 
 /* Returns 1 when post `post_id` exists, 0 when it does not, -1 with the
  * reason in `err` when PostgreSQL could not tell. */

@@ -1,7 +1,7 @@
 /*
  * Posts: POST /v1/posts stores the images and inserts the row,
- * GET /v1/posts/{id} reads it back with its like count, and the likes ask
- * here whether a post exists.
+ * GET /v1/posts/{id} reads it back with its likes, the feed reads pages of
+ * them, and the likes ask here whether a post exists.
  */
 #include "ingest.h"
 
@@ -25,7 +25,6 @@ enum post_column {
     COLUMN_WIDTH,
     COLUMN_HEIGHT,
     COLUMN_CREATED_AT,
-    COLUMN_LIKE_COUNT, /* only in select_with_count_sql */
 };
 
 static const char insert_sql[] =
@@ -34,15 +33,23 @@ static const char insert_sql[] =
 
 static const char select_sql[] = "SELECT " POST_COLUMNS " FROM posts p WHERE p.id = $1";
 
-static const char select_with_count_sql[] =
-    "SELECT " POST_COLUMNS ", c.like_count FROM posts p "
-    "JOIN post_like_counts c ON c.post_id = p.id WHERE p.id = $1";
+/* Keyset pages on the primary key: a page below a given id stays the same
+ * however many posts are added above it. */
+static const char page_sql[] = "SELECT " POST_COLUMNS " FROM posts p ORDER BY p.id DESC LIMIT $1";
+
+static const char page_before_sql[] =
+    "SELECT " POST_COLUMNS " FROM posts p WHERE p.id < $1 ORDER BY p.id DESC LIMIT $2";
 
 static const char exists_sql[] = "SELECT 1 FROM posts WHERE id = $1";
 
-static int64_t column_int(const PGresult *result, enum post_column column)
+static int64_t column_int(const PGresult *result, int row, enum post_column column)
 {
-    return strtoll(PQgetvalue(result, 0, (int)column), NULL, 10);
+    return strtoll(PQgetvalue(result, row, (int)column), NULL, 10);
+}
+
+int64_t ingest_post_id(const PGresult *result, int row)
+{
+    return column_int(result, row, COLUMN_ID);
 }
 
 static int add_media_url(json_object *doc, const char *key, const char *name)
@@ -52,22 +59,37 @@ static int add_media_url(json_object *doc, const char *key, const char *name)
     return ingest_json_add_string(doc, key, url);
 }
 
-/* The post in the first row of `result`; NULL when out of memory. */
-static json_object *post_json(const PGresult *result, int64_t like_count)
+static int add_liked(json_object *doc, int liked)
+{
+    if (liked < 0)
+        return 0;
+
+    json_object *member = json_object_new_boolean(liked);
+    if (member == NULL)
+        return -1;
+    if (json_object_object_add(doc, "liked_by_me", member) != 0) {
+        json_object_put(member);
+        return -1;
+    }
+    return 0;
+}
+
+json_object *ingest_post_json(const PGresult *result, int row, int64_t like_count, int liked)
 {
     json_object *doc = json_object_new_object();
     if (doc == NULL)
         return NULL;
 
-    if (ingest_json_add_int(doc, "id", column_int(result, COLUMN_ID)) != 0 ||
-        ingest_json_add_int(doc, "author_id", column_int(result, COLUMN_AUTHOR_ID)) != 0 ||
-        ingest_json_add_string(doc, "caption", PQgetvalue(result, 0, COLUMN_CAPTION)) != 0 ||
-        add_media_url(doc, "image_url", PQgetvalue(result, 0, COLUMN_IMAGE_NAME)) != 0 ||
-        add_media_url(doc, "thumb_url", PQgetvalue(result, 0, COLUMN_THUMB_NAME)) != 0 ||
-        ingest_json_add_int(doc, "width", column_int(result, COLUMN_WIDTH)) != 0 ||
-        ingest_json_add_int(doc, "height", column_int(result, COLUMN_HEIGHT)) != 0 ||
-        ingest_json_add_int(doc, "like_count", like_count) != 0 ||
-        ingest_json_add_string(doc, "created_at", PQgetvalue(result, 0, COLUMN_CREATED_AT)) != 0) {
+    if (ingest_json_add_int(doc, "id", column_int(result, row, COLUMN_ID)) != 0 ||
+        ingest_json_add_int(doc, "author_id", column_int(result, row, COLUMN_AUTHOR_ID)) != 0 ||
+        ingest_json_add_string(doc, "caption", PQgetvalue(result, row, COLUMN_CAPTION)) != 0 ||
+        add_media_url(doc, "image_url", PQgetvalue(result, row, COLUMN_IMAGE_NAME)) != 0 ||
+        add_media_url(doc, "thumb_url", PQgetvalue(result, row, COLUMN_THUMB_NAME)) != 0 ||
+        ingest_json_add_int(doc, "width", column_int(result, row, COLUMN_WIDTH)) != 0 ||
+        ingest_json_add_int(doc, "height", column_int(result, row, COLUMN_HEIGHT)) != 0 ||
+        ingest_json_add_int(doc, "like_count", like_count) != 0 || add_liked(doc, liked) != 0 ||
+        ingest_json_add_string(doc, "created_at", PQgetvalue(result, row, COLUMN_CREATED_AT)) !=
+            0) {
         json_object_put(doc);
         return NULL;
     }
@@ -100,19 +122,29 @@ int ingest_posts_exists(ingest_app *app, int64_t post_id, char *err, size_t errl
     return exists;
 }
 
+PGresult *ingest_posts_select_page(ingest_app *app, int64_t before_id, int limit, char *err,
+                                   size_t errlen)
+{
+    char before[24];
+    char count[16];
+    snprintf(before, sizeof(before), "%" PRId64, before_id);
+    snprintf(count, sizeof(count), "%d", limit);
+
+    if (before_id == 0) {
+        const char *params[] = {count};
+        return ingest_db_run(app->pg, page_sql, 1, params, 1, err, errlen);
+    }
+    const char *params[] = {before, count};
+    return ingest_db_run(app->pg, page_before_sql, 2, params, 1, err, errlen);
+}
+
 enum MHD_Result ingest_posts_get(ingest_request *req)
 {
-    /* Redis holds the live count; PostgreSQL's lags by a persister batch
-     * but is there when Redis is not. */
-    int64_t like_count = 0;
-    int counted = lk_redis_get_count(req->app->redis, req->path_id, &like_count) == 0;
-
     char id[24];
     char err[256];
     snprintf(id, sizeof(id), "%" PRId64, req->path_id);
     const char *params[] = {id};
-    PGresult *result = ingest_db_run(req->app->pg, counted ? select_sql : select_with_count_sql, 1,
-                                     params, 1, err, sizeof(err));
+    PGresult *result = ingest_db_run(req->app->pg, select_sql, 1, params, 1, err, sizeof(err));
     if (result == NULL)
         return ingest_reply_unavailable(req, "postgres: reading post %s failed (%s)", id, err);
 
@@ -120,11 +152,17 @@ enum MHD_Result ingest_posts_get(ingest_request *req)
         PQclear(result);
         return ingest_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no post with this id");
     }
-
-    if (!counted)
-        like_count = column_int(result, COLUMN_LIKE_COUNT);
     remember_post(req->app, req->path_id);
-    json_object *doc = post_json(result, like_count);
+
+    int64_t like_count = 0;
+    int liked = 0;
+    if (ingest_post_likes_read(req->app, &req->path_id, 1, req->user_id, &like_count, &liked, err,
+                               sizeof(err)) != 0) {
+        PQclear(result);
+        return ingest_reply_unavailable(req, "reading the likes of post %s failed (%s)", id, err);
+    }
+
+    json_object *doc = ingest_post_json(result, 0, like_count, req->user_id > 0 ? liked : -1);
     PQclear(result);
     return ingest_reply_json(req, MHD_HTTP_OK, doc);
 }
@@ -161,9 +199,9 @@ static enum MHD_Result insert_post(ingest_request *req, const ingest_upload *upl
     if (result == NULL)
         return ingest_reply_unavailable(req, "postgres: inserting a post failed (%s)", err);
 
-    int64_t post_id = column_int(result, COLUMN_ID);
+    int64_t post_id = column_int(result, 0, COLUMN_ID);
     remember_post(req->app, post_id);
-    json_object *doc = post_json(result, 0);
+    json_object *doc = ingest_post_json(result, 0, 0, -1);
     PQclear(result);
 
     lk_log_info("request %" PRIu64 ": post %" PRId64 " created by user %" PRId64 " (%dx%d)",
