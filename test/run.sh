@@ -60,6 +60,8 @@ export_test_stack() {
     export LIKES_PG_PORT="${LIKES_TEST_PG_PORT:-25432}"
     export LIKES_BIN_DIR="$root/build/asan/bin"
     export LIKES_WINDOW_MS=100
+    # test_api.py checks CORS with this origin and with another.
+    export LIKES_CORS_ORIGINS=http://app.example
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
     export UBSAN_OPTIONS=print_stacktrace=1
     . scripts/env.sh

@@ -2,11 +2,13 @@
 bad input gets a JSON error with the right status, reaches no topic and
 leaves the service up."""
 
+import base64
 import json
 import os
 import socket
 import subprocess
 import sys
+import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from harness import check_equal, main, test  # noqa: E402
@@ -205,6 +207,277 @@ def a_post_count_comes_from_redis_after_likes():
     lc.wait_for_counts({post_id: 4}, timeout=30)
     check_equal(4, api.request("GET", "/v1/posts/%d" % post_id).json()["like_count"],
                 "like_count of the post")
+
+
+# The feed, liked_by_me, media caching and CORS
+
+APP_ORIGIN = "http://app.example"  # LIKES_CORS_ORIGINS of the test stack (test/run.sh)
+OTHER_ORIGIN = "http://other.example"
+
+
+def feed(token=None, headers=None, **query):
+    path = "/v1/posts"
+    if query:
+        path += "?" + urllib.parse.urlencode(query)
+    return api.request("GET", path, headers=headers, token=token)
+
+
+def feed_page(token=None, **query):
+    reply = feed(token, **query)
+    check_equal(200, reply.status, "feed status (%s)" % reply.body[:200])
+    check_equal("application/json", reply.headers.get("Content-Type"), "feed content type")
+    page = reply.json()
+    check_equal(["next_cursor", "posts"], sorted(page), "fields of a page")
+    return page
+
+
+def get_post(post_id, token=None):
+    reply = api.request("GET", "/v1/posts/%d" % post_id, token=token)
+    check_equal(200, reply.status, "status of post %d (%s)" % (post_id, reply.body[:200]))
+    return reply.json()
+
+
+def cursor_of(text):
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def pg_post_ids(at_most):
+    return [int(row[0]) for row in
+            lc.psql("select id from posts where id <= %d order by id desc" % at_most)]
+
+
+def expect_counts(expected):
+    check_equal((expected, expected), lc.wait_for_counts(expected, timeout=30),
+                "counts in Redis and PostgreSQL")
+
+
+@test
+def the_feed_pages_newest_first_with_no_repeat_or_gap_while_posts_arrive():
+    ours = [upload("horse.png", "feed %d" % i).json()["id"] for i in range(5)]
+    top = ours[-1]
+
+    seen, arrived, cursor = [], [], None
+    while True:
+        # Small pages while posts arrive between them, then large ones to
+        # reach the end of everything the other tests posted.
+        limit = 2 if len(arrived) < 4 else 100
+        page = feed_page(limit=limit, **({"cursor": cursor} if cursor else {}))
+        ids = [post["id"] for post in page["posts"]]
+        if not seen:
+            check_equal([ours[4], ours[3]], ids, "the first page: the two newest posts")
+        elif len(seen) == 2:
+            check_equal([ours[2], ours[1]], ids, "the second page, after a post arrived")
+        seen.extend(ids)
+
+        if page["next_cursor"] is None:
+            break
+        check_equal(limit, len(ids), "a page before the last is full")
+        check_equal(True, all(c.isalnum() or c in "-_" for c in page["next_cursor"]),
+                    "next_cursor %r is URL-safe" % page["next_cursor"])
+        cursor = page["next_cursor"]
+        arrived.append(upload("horse.png", "arrived").json()["id"])
+
+    check_equal(pg_post_ids(top), seen, "every post up to the first page's, newest first, once")
+
+    newest = feed_page(limit=len(arrived))
+    check_equal(arrived[::-1], [post["id"] for post in newest["posts"]],
+                "a new first page: the posts that arrived meanwhile")
+    check_equal(True, newest["next_cursor"] is not None, "more after them")
+
+
+@test
+def a_feed_post_has_the_fields_of_a_post():
+    created = upload("chelsea.png", "in the feed").json()
+    page = feed_page(limit=1)
+    check_equal([created], page["posts"], "the newest post, as POST /v1/posts answered it")
+
+
+@test
+def the_feed_limit_defaults_to_20_is_capped_at_100_and_must_be_a_positive_integer():
+    # More posts than the largest page, without decoding 100 images.
+    lc.psql("insert into posts (author_id, caption, image_name, thumb_name, width, height) "
+            "select %d, 'filler', repeat('a', 64) || '.jpg', repeat('b', 64) || '.jpg', 8, 8 "
+            "from generate_series(1, 105)" % author["id"])
+    newest = pg_post_ids(2**62)
+
+    check_equal(newest[:20], [post["id"] for post in feed_page()["posts"]], "default page")
+    for limit, size in (("1", 1), ("007", 7), ("100", 100), ("101", 100), ("1000", 100),
+                        ("99999999999999999999999", 100)):
+        page = feed_page(limit=limit)
+        check_equal(newest[:size], [post["id"] for post in page["posts"]], "page of limit=" + limit)
+        check_equal(True, page["next_cursor"] is not None, "next_cursor of limit=" + limit)
+
+    for limit in ("0", "-1", "", "abc", "1.5", " 5", "+5", "1e3", "5 ", "0x10", "00"):
+        check_error(feed(limit=limit), 400, "invalid_field")
+    check_error(api.request("GET", "/v1/posts?limit"), 400, "invalid_field")
+
+
+@test
+def a_cursor_that_is_not_one_the_feed_gave_is_refused():
+    for cursor in ("", "!!!!", "djE6", "A" * 100, cursor_of("v1:0"), cursor_of("v1:-5"),
+                   cursor_of("v1:abc"), cursor_of("v2:5"), cursor_of("v1:05"),
+                   cursor_of("v1:5") + "==", cursor_of("v1:5 "), cursor_of("v1:5") + "A",
+                   cursor_of("v1:99999999999999999999"), cursor_of("v1:9223372036854775808")):
+        check_error(feed(cursor=cursor), 400, "invalid_field")
+
+    # Well formed, below every post: an empty last page.
+    check_equal({"posts": [], "next_cursor": None}, feed_page(cursor=cursor_of("v1:1")),
+                "the page below post 1")
+
+
+@test
+def liked_by_me_shows_the_callers_counted_like_and_only_with_a_token():
+    post_id = upload("coffee.png").json()["id"]
+    tokens = lc.mint_tokens([7_100_001, 7_100_002])
+    liker, other = tokens[7_100_001], tokens[7_100_002]
+    check_equal(202, api.like(liker, post_id).status, "like status")
+    expect_counts({post_id: 1})
+
+    post = get_post(post_id, liker)
+    check_equal((1, True), (post["like_count"], post["liked_by_me"]), "count and liked, liker")
+    post = get_post(post_id, other)
+    check_equal((1, False), (post["like_count"], post["liked_by_me"]), "count and liked, other")
+    check_equal(False, "liked_by_me" in get_post(post_id), "liked_by_me without a token")
+
+    posts = feed_page(liker, limit=5)["posts"]
+    check_equal(post_id, posts[0]["id"], "the newest post")
+    check_equal([True, False, False, False, False], [p["liked_by_me"] for p in posts],
+                "liked_by_me of the liker's page")
+    posts = feed_page(other, limit=5)["posts"]
+    check_equal([False] * 5, [p["liked_by_me"] for p in posts], "liked_by_me of another's page")
+    posts = feed_page(limit=5)["posts"]
+    check_equal([False] * 5, ["liked_by_me" in p for p in posts], "liked_by_me without a token")
+    check_equal(1, posts[0]["like_count"], "like_count in the feed")
+
+    for path in ("/v1/posts/%d" % post_id, "/v1/posts"):
+        check_error(api.request("GET", path, token="1.forged"), 401, "unauthorized")
+        check_error(api.request("GET", path, headers={"Authorization": "Basic YTpi"}), 401,
+                    "unauthorized")
+
+    check_equal(202, api.unlike(liker, post_id).status, "unlike status")
+    expect_counts({post_id: 0})
+    post = get_post(post_id, liker)
+    check_equal((0, False), (post["like_count"], post["liked_by_me"]), "after the unlike")
+
+
+@test
+def media_has_a_strong_etag_and_answers_if_none_match_with_304():
+    post = upload("chelsea.png").json()
+    name = post["image_url"].rsplit("/", 1)[1]
+    etag = '"%s"' % name[:64]
+    cache_control = "public, max-age=31536000, immutable"
+
+    full = api.request("GET", post["image_url"])
+    check_equal(200, full.status, "status")
+    check_equal((etag, cache_control), (full.headers.get("ETag"),
+                                        full.headers.get("Cache-Control")), "ETag, Cache-Control")
+    thumb = api.request("GET", post["thumb_url"])
+    check_equal('"%s"' % post["thumb_url"].rsplit("/", 1)[1][:64], thumb.headers.get("ETag"),
+                "ETag of the thumbnail")
+
+    head = api.request("HEAD", post["image_url"])
+    check_equal((200, b""), (head.status, head.body), "HEAD status and body")
+    check_equal((etag, cache_control, str(len(full.body)), "image/jpeg"),
+                (head.headers.get("ETag"), head.headers.get("Cache-Control"),
+                 head.headers.get("Content-Length"), head.headers.get("Content-Type")),
+                "HEAD headers")
+
+    for condition in (etag, "W/" + etag, "*", '"other", ' + etag, ' "a" ,W/"b",  %s ' % etag):
+        for method in ("GET", "HEAD"):
+            reply = api.request(method, post["image_url"], headers={"If-None-Match": condition})
+            check_equal((304, b""), (reply.status, reply.body),
+                        "%s with If-None-Match: %s" % (method, condition))
+            check_equal((etag, cache_control), (reply.headers.get("ETag"),
+                                                reply.headers.get("Cache-Control")),
+                        "ETag, Cache-Control of the 304")
+
+    for condition in ('"other"', etag[:-2] + '"', name[:64], etag + "x", 'W/"%s"' % name):
+        reply = api.request("GET", post["image_url"], headers={"If-None-Match": condition})
+        check_equal((200, full.body), (reply.status, reply.body),
+                    "GET with If-None-Match: %s" % condition)
+
+    missing = "/media/%s.jpg" % ("0" * 64)
+    check_error(api.request("GET", missing, headers={"If-None-Match": "*"}), 404, "not_found")
+    check_error(api.request("GET", "/media/..%2F..%2Fetc%2Fpasswd",
+                            headers={"If-None-Match": "*"}), 404, "not_found")
+
+
+def cors_headers(reply):
+    return {k: v for k, v in reply.headers.items() if k.lower().startswith("access-control-")}
+
+
+@test
+def cors_headers_go_to_the_configured_origin_only():
+    check_equal(APP_ORIGIN, os.environ.get("LIKES_CORS_ORIGINS"),
+                "LIKES_CORS_ORIGINS of the stack under test")
+    post = upload("coffee.png").json()
+    allowed = {"Access-Control-Allow-Origin": APP_ORIGIN,
+               "Access-Control-Expose-Headers": "ETag, Retry-After"}
+
+    for path in ("/v1/posts/%d" % post["id"], "/v1/posts?limit=1", post["image_url"], "/healthz"):
+        reply = api.request("GET", path, headers={"Origin": APP_ORIGIN})
+        check_equal(200, reply.status, "status of %s" % path)
+        check_equal(allowed, cors_headers(reply), "CORS headers of %s for the app" % path)
+        check_equal("Origin", reply.headers.get("Vary"), "Vary of %s" % path)
+        for headers in ({"Origin": OTHER_ORIGIN}, {}):
+            reply = api.request("GET", path, headers=headers)
+            check_equal({}, cors_headers(reply), "CORS headers of %s for %r" % (path, headers))
+            check_equal("Origin", reply.headers.get("Vary"), "Vary of %s for %r" % (path, headers))
+
+    # Errors too: the page can read why it failed.
+    reply = api.request("PUT", "/v1/posts/%d/like" % post["id"], headers={"Origin": APP_ORIGIN})
+    check_error(reply, 401, "unauthorized")
+    check_equal(allowed, cors_headers(reply), "CORS headers of a 401")
+
+    preflight = {"Origin": APP_ORIGIN, "Access-Control-Request-Method": "PUT",
+                 "Access-Control-Request-Headers": "authorization"}
+    reply = api.request("OPTIONS", "/v1/posts/%d/like" % post["id"], headers=preflight)
+    check_equal((204, b""), (reply.status, reply.body), "preflight status and body")
+    check_equal(dict(allowed, **{
+        "Access-Control-Allow-Methods": "PUT, DELETE",
+        "Access-Control-Allow-Headers": "Authorization, Content-Type, If-None-Match",
+        "Access-Control-Max-Age": "600"}), cors_headers(reply), "preflight headers")
+    reply = api.request("OPTIONS", "/v1/posts",
+                        headers=dict(preflight, **{"Access-Control-Request-Method": "POST"}))
+    check_equal((204, "GET, HEAD, POST"),
+                (reply.status, reply.headers.get("Access-Control-Allow-Methods")),
+                "preflight of /v1/posts")
+
+    # Not a preflight the service grants: a plain OPTIONS, another origin,
+    # an unknown path.
+    for headers in (dict(preflight, Origin=OTHER_ORIGIN), {"Origin": APP_ORIGIN}):
+        reply = api.request("OPTIONS", "/v1/posts/%d/like" % post["id"], headers=headers)
+        check_error(reply, 405, "method_not_allowed")
+        check_equal("PUT, DELETE", reply.headers.get("Allow"), "Allow")
+    check_equal({}, cors_headers(api.request("OPTIONS", "/v1/posts",
+                                             headers=dict(preflight, Origin=OTHER_ORIGIN))),
+                "CORS headers of another origin's preflight")
+    check_error(api.request("OPTIONS", "/v1/nothing-here", headers=preflight), 404, "not_found")
+
+
+@test
+def likes_are_read_from_postgres_while_redis_is_down():
+    post_id = upload("camera.png").json()["id"]
+    tokens = lc.mint_tokens([7_200_001, 7_200_002])
+    liker, other = tokens[7_200_001], tokens[7_200_002]
+    check_equal(202, api.like(liker, post_id).status, "like status")
+    expect_counts({post_id: 1})
+
+    stack = os.path.join(ROOT, "scripts", "stack.sh")
+    subprocess.run([stack, "stop-redis"], check=True, capture_output=True)
+    try:
+        post = get_post(post_id, liker)
+        check_equal((1, True), (post["like_count"], post["liked_by_me"]), "the liker's view")
+        post = get_post(post_id)
+        check_equal((1, False), (post["like_count"], "liked_by_me" in post), "anonymous view")
+        posts = feed_page(other, limit=2)["posts"]
+        check_equal((post_id, 1, False),
+                    (posts[0]["id"], posts[0]["like_count"], posts[0]["liked_by_me"]),
+                    "another's feed")
+        posts = feed_page(liker, limit=2)["posts"]
+        check_equal([True, False], [p["liked_by_me"] for p in posts], "the liker's feed")
+    finally:
+        subprocess.run([stack, "start-redis"], check=True, capture_output=True)
 
 
 if __name__ == "__main__":
