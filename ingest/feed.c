@@ -126,24 +126,20 @@ static int parse_limit_or_reply(ingest_request *req, int *limit)
     if (!query_param(req, "limit", &value, &len))
         return 0;
 
+    /* Past three digits after the leading zeros, it is over the cap. */
+    int parsed = 0;
     if (value != NULL && len > 0 && strspn(value, "0123456789") == len) {
         size_t zeros = strspn(value, "0");
-        if (len - zeros > 3)
-            *limit = INGEST_FEED_MAX_LIMIT;
-        else if (len > zeros)
-            *limit = atoi(value + zeros);
-        else
-            *limit = 0;
-
-        if (*limit > INGEST_FEED_MAX_LIMIT)
-            *limit = INGEST_FEED_MAX_LIMIT;
-        if (*limit >= 1)
-            return 0;
+        parsed = len - zeros > 3 ? INGEST_FEED_MAX_LIMIT : atoi(value + zeros);
+    }
+    if (parsed < 1) {
+        ingest_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_field",
+                           "limit must be an integer of at least 1");
+        return -1;
     }
 
-    ingest_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_field",
-                       "limit must be an integer of at least 1");
-    return -1;
+    *limit = parsed < INGEST_FEED_MAX_LIMIT ? parsed : INGEST_FEED_MAX_LIMIT;
+    return 0;
 }
 
 /* `before_id` 0 for the first page. */
