@@ -38,6 +38,7 @@ static const ingest_route routes[] = {
     {"PUT", "/v1/posts/{id}/like", INGEST_ROUTE_AUTH, NULL, NULL, NULL, ingest_likes_put},
     {"DELETE", "/v1/posts/{id}/like", INGEST_ROUTE_AUTH, NULL, NULL, NULL, ingest_likes_delete},
     {"GET", "/media/{name}", 0, NULL, NULL, NULL, ingest_media_get},
+    {"GET", "/v1/stream", 0, NULL, NULL, NULL, ingest_stream_get},
 };
 
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
@@ -215,8 +216,10 @@ void ingest_request_fail(ingest_request *req, unsigned status, const char *code,
 
 static enum MHD_Result health_get(ingest_request *req)
 {
+    size_t streams = ingest_streams_open(req->app->streams);
     json_object *doc = json_object_new_object();
-    if (doc != NULL && ingest_json_add_string(doc, "status", "ok") != 0) {
+    if (doc != NULL && (ingest_json_add_string(doc, "status", "ok") != 0 ||
+                        ingest_json_add_int(doc, "streams", (int64_t)streams) != 0)) {
         json_object_put(doc);
         doc = NULL;
     }
@@ -335,8 +338,7 @@ static int authenticate_or_reply(ingest_request *req)
     return 0;
 }
 
-/* Accepts 1 to 19 decimal digits whose value is positive and fits int64. */
-static int parse_positive_id(const char *text, int64_t *out)
+int ingest_parse_positive_id(const char *text, int64_t *out)
 {
     size_t len = strlen(text);
     if (len == 0 || len > 19 || strspn(text, "0123456789") != len)
@@ -354,7 +356,7 @@ static int parse_path_id_or_reply(ingest_request *req)
     if (strstr(req->route->pattern, "{id}") == NULL)
         return 0;
 
-    if (parse_positive_id(req->path_name, &req->path_id) != 0) {
+    if (ingest_parse_positive_id(req->path_name, &req->path_id) != 0) {
         ingest_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_field",
                            "the post id must be a positive 64-bit integer");
         return -1;

@@ -29,6 +29,8 @@
 
 typedef struct ingest_producer ingest_producer;
 typedef struct ingest_post_set ingest_post_set;
+typedef struct ingest_streams ingest_streams;
+typedef struct ingest_stream_feed ingest_stream_feed;
 
 /* What every handler shares. Built by main() before the daemon starts and
  * released after it has stopped. */
@@ -38,6 +40,7 @@ typedef struct ingest_app {
     lk_redis *redis;
     ingest_producer *producer;
     ingest_post_set *known_posts;
+    ingest_streams *streams;
     uint64_t next_request_id;
 } ingest_app;
 
@@ -142,6 +145,10 @@ void ingest_request_fail(ingest_request *req, unsigned status, const char *code,
  * out of memory; the object stays the caller's either way. */
 int ingest_json_add_string(json_object *obj, const char *key, const char *value);
 int ingest_json_add_int(json_object *obj, const char *key, int64_t value);
+
+/* Accepts 1 to 19 decimal digits whose value is positive and fits int64.
+ * Returns 0 with the value in `out`, or -1. */
+int ingest_parse_positive_id(const char *text, int64_t *out);
 
 /* cors.c: cross-origin access for the browser pages of cfg.cors_origins */
 
@@ -292,5 +299,51 @@ void ingest_producer_free(ingest_producer *producer);
 
 enum MHD_Result ingest_likes_put(ingest_request *req);
 enum MHD_Result ingest_likes_delete(ingest_request *req);
+
+/* stream.c: GET /v1/stream, live counts as server-sent events */
+
+/* Creates the registry of streams and starts its threads: a ticker for
+ * heartbeats and the Redis feed of stream_feed.c. Returns NULL with the
+ * reason in `err`. */
+ingest_streams *ingest_streams_new(const lk_config *cfg, char *err, size_t errlen);
+
+/* Refuses new streams, ends every open one cleanly, and waits up to
+ * `grace_ms` for their connections to let go of them. Call from main()
+ * after MHD_quiesce_daemon, before MHD_stop_daemon: no stream may stay
+ * suspended when the daemon stops. */
+void ingest_streams_close_all(ingest_streams *streams, int grace_ms);
+
+/* Stops the threads and frees the registry. Call after MHD_stop_daemon. */
+void ingest_streams_free(ingest_streams *streams);
+
+/* How many streams are open. Any thread may call it. */
+size_t ingest_streams_open(ingest_streams *streams);
+
+enum MHD_Result ingest_stream_get(ingest_request *req);
+
+/* For the feed thread. Offers new counts to the streams of those posts;
+ * each stream keeps only the newest count per post. */
+void ingest_streams_offer(ingest_streams *streams, const int64_t *post_ids, const int64_t *counts,
+                          size_t count);
+
+/* Sets `*post_ids` to a new array of the posts that have streams, which the
+ * caller frees, and returns its length (0, with NULL, when out of memory). */
+size_t ingest_streams_posts(ingest_streams *streams, int64_t **post_ids);
+
+/* Waits up to `ms` (0: only looks) for ingest_streams_free to begin;
+ * returns 1 once it has, so that a thread of the streams ends. */
+int ingest_streams_wait_stop(ingest_streams *streams, int ms);
+
+/* stream_feed.c */
+
+/* Starts the thread that subscribes to the counts Redis publishes and
+ * hands them to ingest_streams_offer. Returns NULL with the reason in
+ * `err`. */
+ingest_stream_feed *ingest_stream_feed_start(const lk_config *cfg, ingest_streams *streams,
+                                             char *err, size_t errlen);
+
+/* Joins the thread, which ends once ingest_streams_wait_stop says so, and
+ * frees the feed. */
+void ingest_stream_feed_stop(ingest_stream_feed *feed);
 
 #endif

@@ -18,6 +18,7 @@
 #define FLUSH_TIMEOUT_MS        10000
 #define PG_STATEMENT_TIMEOUT_MS 2000
 #define REDIS_TIMEOUT_MS        200
+#define STREAM_CLOSE_GRACE_MS   2000
 
 /* Descriptors beyond the connections: the listener, Kafka, Redis,
  * PostgreSQL, media files being served, libvips. */
@@ -72,11 +73,16 @@ static int app_open(ingest_app *app, char *err, size_t errlen)
     lk_redis_get(app->redis);
 
     app->producer = ingest_producer_new(&app->cfg, err, errlen);
-    return app->producer != NULL ? 0 : -1;
+    if (app->producer == NULL)
+        return -1;
+
+    app->streams = ingest_streams_new(&app->cfg, err, errlen);
+    return app->streams != NULL ? 0 : -1;
 }
 
 static void app_close(ingest_app *app)
 {
+    ingest_streams_free(app->streams);
     ingest_producer_free(app->producer);
     ingest_post_set_free(app->known_posts);
     lk_redis_free(app->redis);
@@ -84,15 +90,16 @@ static void app_close(ingest_app *app)
     ingest_media_shutdown();
 }
 
-/* Requests already in are answered; a like in flight gets its delivery
- * report (or a 503) before the daemon goes. libmicrohttpd must not be
- * stopped with a connection still suspended. */
+/* Live count streams end; requests already in are answered; a like in
+ * flight gets its delivery report (or a 503) before the daemon goes.
+ * libmicrohttpd must not be stopped with a connection still suspended. */
 static void stop_serving(ingest_app *app, struct MHD_Daemon *daemon)
 {
     MHD_socket listener = MHD_quiesce_daemon(daemon);
     if (listener != MHD_INVALID_SOCKET)
         close(listener);
 
+    ingest_streams_close_all(app->streams, STREAM_CLOSE_GRACE_MS);
     int undelivered = ingest_producer_drain(app->producer, FLUSH_TIMEOUT_MS);
     MHD_stop_daemon(daemon);
     lk_log_info("http stopped, %d like events left undelivered", undelivered);
