@@ -46,7 +46,7 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 
 .SECONDARY:
 
-.PHONY: all build asan deps up down run test test-unit lint format console clean
+.PHONY: all build asan deps up down run test test-unit bench-stream lint format console clean
 
 all: build
 
@@ -112,16 +112,26 @@ test-unit: deps
 	@$(MAKE) --no-print-directory asan
 	@test/run.sh unit
 
+# Latency of live counts at 10,000 subscribers, against the stack of `make up`
+# (or the one LIKES_* points at). Options go in BENCH_ARGS, e.g. "-n 2000 -d 10".
+bench-stream: $(BUILD)/bin/stream-bench $(BUILD)/bin/likesctl
+	@. scripts/env.sh && $(BUILD)/bin/stream-bench -l $(BUILD)/bin/likesctl $(BENCH_ARGS)
+
+$(BUILD)/bin/stream-bench: test/bench/stream_bench.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) $(CFLAGS) -o $@ $< -lpthread
+
 console:
 	@scripts/console.sh $(or $(TOPIC),likes)
 
 lint:
 	@clang-format --dry-run --Werror $(wildcard lib/*.[ch] ingest/*.[ch] aggregator/*.[ch] \
-		persister/*.[ch] likesctl/*.[ch] test/unit/*.[ch])
+		persister/*.[ch] likesctl/*.[ch] test/unit/*.[ch] test/bench/*.[ch])
 
 format:
 	@clang-format -i $(wildcard lib/*.[ch] ingest/*.[ch] aggregator/*.[ch] persister/*.[ch] \
-		likesctl/*.[ch] test/unit/*.[ch])
+		likesctl/*.[ch] test/unit/*.[ch] test/bench/*.[ch])
 
 clean:
 	rm -rf build
