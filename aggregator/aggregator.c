@@ -286,20 +286,69 @@ static void rewind_to_committed(aggregator *a)
     }
 }
 
-/* Applies the window to Redis, retrying with backoff while Redis is down.
- * With `patient` unset (inside a rebalance, where waiting stalls the whole
- * group, or when stopping) it gives up after a few tries. */
+/* Returns 1 when this member's group has never committed an offset of its
+ * assignment: a Redis without pipeline state is then simply new, not one
+ * that lost its data. Returns 0 otherwise, and when Kafka cannot tell. */
+static int group_never_committed(aggregator *a)
+{
+    rd_kafka_topic_partition_list_t *assignment = NULL;
+    int never = 0;
+    if (rd_kafka_assignment(a->consumer, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        assignment->cnt > 0 &&
+        rd_kafka_committed(a->consumer, assignment, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        never = 1;
+        for (int i = 0; i < assignment->cnt; i++) {
+            if (assignment->elems[i].offset >= 0)
+                never = 0;
+        }
+    }
+    if (assignment != NULL)
+        rd_kafka_topic_partition_list_destroy(assignment);
+    return never;
+}
+
+/* Says once what keeps the counts from Redis, instead of on every try. */
+static void log_redis_failure(counts_result rc, const char *why, char *last, size_t lastlen)
+{
+    if (strcmp(why, last) == 0)
+        return;
+    snprintf(last, lastlen, "%s", why);
+
+    if (rc == COUNTS_NO_STATE)
+        lk_log_error("redis holds no pipeline state although offsets were committed: its data "
+                     "was lost; holding windows until `likesctl rebuild-redis` restores it");
+    else if (rc == COUNTS_MAINTENANCE)
+        lk_log_warn("redis counts are being rebuilt; holding windows until it is done");
+    else
+        lk_log_warn("applying a window to redis failed (%s); holding it and retrying", why);
+}
+
+/* Applies the window to Redis, retrying with backoff while Redis is down or
+ * being rebuilt. With `patient` unset (inside a rebalance, where waiting
+ * stalls the whole group, or when stopping) it gives up after a few
+ * tries. */
 static int apply_to_redis(aggregator *a, const lk_pair *entries, size_t n, int patient)
 {
     lk_backoff backoff;
     lk_backoff_init(&backoff, 100, 5000);
+    char why[256], last_failure[256] = "";
 
     for (int attempt = 1;; attempt++) {
         size_t changed;
-        if (counts_apply(a->counts, entries, n, &changed) == 0) {
+        counts_result rc = counts_apply(a->counts, entries, n, &changed, why, sizeof(why));
+        if (rc == COUNTS_APPLIED) {
+            if (last_failure[0] != '\0')
+                lk_log_info("redis takes windows again, after %d failed tries", attempt - 1);
             lk_log_debug("window of %zu pairs applied, %zu counts changed", n, changed);
             return 0;
         }
+        if (rc == COUNTS_NO_STATE && group_never_committed(a) &&
+            counts_adopt_empty(a->counts) == 0) {
+            lk_log_info("redis is new and nothing was ever committed: starting its counts at zero");
+            continue;
+        }
+
+        log_redis_failure(rc, why, last_failure, sizeof(last_failure));
         if (*a->stop || (!patient && attempt >= 3))
             return -1;
         lk_sleep_ms(lk_backoff_next(&backoff), a->stop);

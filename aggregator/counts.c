@@ -7,13 +7,23 @@
 
 #include "log.h"
 
-/* ARGV[1] is the topic; then five values per entry: partition, offset,
+/* Refuses to run while likesctl rebuild-redis works (likes:maintenance), or
+ * when Redis lacks likes:state: a Redis that lost its data must be rebuilt
+ * from PostgreSQL first, or the counts would start again from zero.
+ *
+ * ARGV[1] is the topic; then five values per entry: partition, offset,
  * post id, user id, 1 for like or 0 for unlike, sorted by partition and
  * offset. Returns the touched posts and their new counts, flattened, and
  * publishes them as [[post, count], ...] on the channel likes:counts, where
  * every ingest process listens to push them to its live subscribers. Lua
  * numbers are doubles, exact for offsets up to 2^53. */
 static const char apply_script[] =
+    "if redis.call('EXISTS', 'likes:maintenance') == 1 then\n"
+    "  return redis.error_reply('MAINTENANCE counts are being rebuilt')\n"
+    "end\n"
+    "if redis.call('EXISTS', 'likes:state') == 0 then\n"
+    "  return redis.error_reply('NOSTATE redis holds no pipeline state')\n"
+    "end\n"
     "local topic = ARGV[1]\n"
     "local applied = {}\n"
     "local advanced = {}\n"
@@ -104,19 +114,21 @@ void counts_free(counts *c)
 /* Loads the script and remembers its digest, once per connection at most:
  * a restarted Redis forgets its scripts, and then EVALSHA answers
  * NOSCRIPT. */
-static int load_script(counts *c)
+static counts_result load_script(counts *c, char *why, size_t whylen)
 {
     redisReply *reply = lk_redis_command(c->redis, "SCRIPT LOAD %s", apply_script);
-    if (reply == NULL)
-        return -1;
+    if (reply == NULL) {
+        snprintf(why, whylen, "redis unreachable");
+        return COUNTS_FAILED;
+    }
 
-    int rc = -1;
+    counts_result rc = COUNTS_FAILED;
     if (reply->type == REDIS_REPLY_STRING && reply->len == 40) {
         memcpy(c->script_sha, reply->str, 41);
-        rc = 0;
+        rc = COUNTS_APPLIED;
     } else {
-        lk_log_error("redis SCRIPT LOAD failed: %s, will retry",
-                     reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        snprintf(why, whylen, "SCRIPT LOAD answered %s",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "something unexpected");
     }
     freeReplyObject(reply);
     return rc;
@@ -153,45 +165,68 @@ static int build_args(counts *c, const lk_pair *entries, size_t n)
     return (int)arg;
 }
 
-static int run_chunk(counts *c, const lk_pair *entries, size_t n, size_t *changed_posts)
+static counts_result classify_error(counts *c, const char *error)
 {
-    if (c->script_sha[0] == '\0' && load_script(c) != 0)
-        return -1;
+    if (strncmp(error, "NOSCRIPT", 8) == 0)
+        c->script_sha[0] = '\0';
+    if (strncmp(error, "MAINTENANCE", 11) == 0)
+        return COUNTS_MAINTENANCE;
+    if (strncmp(error, "NOSTATE", 7) == 0)
+        return COUNTS_NO_STATE;
+    return COUNTS_FAILED;
+}
+
+static counts_result run_chunk(counts *c, const lk_pair *entries, size_t n, size_t *changed_posts,
+                               char *why, size_t whylen)
+{
+    if (c->script_sha[0] == '\0' && load_script(c, why, whylen) != COUNTS_APPLIED)
+        return COUNTS_FAILED;
 
     redisContext *context = lk_redis_get(c->redis);
-    if (context == NULL)
-        return -1;
+    if (context == NULL) {
+        snprintf(why, whylen, "redis unreachable");
+        return COUNTS_FAILED;
+    }
 
     int argc = build_args(c, entries, n);
     redisReply *reply = redisCommandArgv(context, argc, c->argv, c->argv_len);
     if (reply == NULL) {
-        lk_redis_broken(c->redis, context->errstr[0] ? context->errstr : "connection lost");
+        snprintf(why, whylen, "%s", context->errstr[0] ? context->errstr : "connection lost");
+        lk_redis_broken(c->redis, why);
         c->script_sha[0] = '\0';
-        return -1;
+        return COUNTS_FAILED;
     }
 
-    int rc = 0;
+    counts_result rc = COUNTS_APPLIED;
     if (reply->type == REDIS_REPLY_ARRAY) {
         *changed_posts += reply->elements / 2;
     } else {
-        const char *why = reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply";
-        lk_log_warn("redis count update failed: %s, will retry", why);
-        if (strncmp(why, "NOSCRIPT", 8) == 0)
-            c->script_sha[0] = '\0';
-        rc = -1;
+        snprintf(why, whylen, "%s",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "an unexpected reply");
+        rc = classify_error(c, why);
     }
     freeReplyObject(reply);
     return rc;
 }
 
-int counts_apply(counts *c, const lk_pair *entries, size_t n, size_t *changed_posts)
+counts_result counts_apply(counts *c, const lk_pair *entries, size_t n, size_t *changed_posts,
+                           char *why, size_t whylen)
 {
     *changed_posts = 0;
 
     for (size_t start = 0; start < n; start += CHUNK_ENTRIES) {
         size_t chunk = n - start < CHUNK_ENTRIES ? n - start : CHUNK_ENTRIES;
-        if (run_chunk(c, entries + start, chunk, changed_posts) != 0)
-            return -1;
+        counts_result rc = run_chunk(c, entries + start, chunk, changed_posts, why, whylen);
+        if (rc != COUNTS_APPLIED)
+            return rc;
     }
-    return 0;
+    return COUNTS_APPLIED;
+}
+
+int counts_adopt_empty(counts *c)
+{
+    redisReply *reply = lk_redis_command(c->redis, "SET likes:state %s NX", "new");
+    int ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
+    freeReplyObject(reply);
+    return ok ? 0 : -1;
 }

@@ -23,10 +23,23 @@ typedef struct counts counts;
 counts *counts_new(lk_redis *redis, const char *topic);
 void counts_free(counts *c);
 
-/* Applies `n` entries sorted by (partition, offset). Returns 0 once all
- * are in Redis, or -1 when Redis failed; a retry of the same entries is
- * then safe, since what was applied is skipped. `*changed_posts` is the
- * number of posts whose count changed. */
-int counts_apply(counts *c, const lk_pair *entries, size_t n, size_t *changed_posts);
+typedef enum counts_result {
+    COUNTS_APPLIED = 0,
+    COUNTS_FAILED = -1,      /* Redis unreachable or erring: retry later */
+    COUNTS_MAINTENANCE = -2, /* likesctl rebuild-redis is at work: retry later */
+    COUNTS_NO_STATE = -3,    /* Redis holds no pipeline state: new, or lost */
+} counts_result;
+
+/* Applies `n` entries sorted by (partition, offset). On anything but
+ * COUNTS_APPLIED the reason is in `why`, and a retry of the same entries is
+ * safe, since what was applied is skipped. `*changed_posts` is the number
+ * of posts whose count changed. */
+counts_result counts_apply(counts *c, const lk_pair *entries, size_t n, size_t *changed_posts,
+                           char *why, size_t whylen);
+
+/* Marks an empty Redis as holding the (empty) state of a pipeline that has
+ * never committed anything, so that windows apply. Returns 0, or -1 when
+ * Redis failed. */
+int counts_adopt_empty(counts *c);
 
 #endif

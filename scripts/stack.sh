@@ -218,10 +218,12 @@ daemonize yes
 pidfile "$redis_dir/redis.pid"
 logfile "$logs/redis.log"
 dir "$redis_dir"
-# Every write goes to the append-only file, flushed to disk once a second:
-# a crash loses at most about a second of writes.
+# Every write goes to the append-only file and is flushed to disk before
+# Redis answers: the aggregator writes one script call per window, so this
+# costs a few fsyncs a second, and a crashed Redis never loses a window
+# whose Kafka offsets were committed after it.
 appendonly yes
-appendfsync everysec
+appendfsync always
 EOF
 }
 

@@ -49,9 +49,19 @@ static long long post_members(int64_t post_id)
     return value;
 }
 
+/* A Redis that holds the pipeline's state, and nothing else. */
 static void flush_all(void)
 {
     freeReplyObject(lk_redis_command(redis, "FLUSHALL"));
+    freeReplyObject(lk_redis_command(redis, "SET likes:state test"));
+}
+
+static char last_why[256];
+
+static counts_result apply(counts *c, const lk_pair *pairs, size_t n, size_t *changed)
+{
+    last_why[0] = '\0';
+    return counts_apply(c, pairs, n, changed, last_why, sizeof(last_why));
 }
 
 /* 5,000 pairs, more than two script calls' worth: users 1..5000 on posts
@@ -85,7 +95,7 @@ static void check_many_pairs_over_chunks(counts *c)
     CHECK_INT_EQ(MANY, n);
 
     size_t changed = 0;
-    CHECK_INT_EQ(0, counts_apply(c, pairs, n, &changed));
+    CHECK_INT_EQ(0, apply(c, pairs, n, &changed));
     /* Each of the three chunks changes all three posts. */
     CHECK_INT_EQ(9, changed);
     for (int64_t post = 1; post <= 3; post++) {
@@ -116,13 +126,13 @@ static void check_replay_changes_nothing(counts *c)
     static lk_pair pairs[MANY];
     size_t n = many_pairs(pairs);
     size_t changed = 0;
-    CHECK_INT_EQ(0, counts_apply(c, pairs, n, &changed));
+    CHECK_INT_EQ(0, apply(c, pairs, n, &changed));
 
     /* The same window again, as after a crash before the commit, now with
      * every action reversed: Redis already holds these offsets. */
     for (size_t i = 0; i < n; i++)
         pairs[i].action = pairs[i].action == LK_ACTION_LIKE ? LK_ACTION_UNLIKE : LK_ACTION_LIKE;
-    CHECK_INT_EQ(0, counts_apply(c, pairs, n, &changed));
+    CHECK_INT_EQ(0, apply(c, pairs, n, &changed));
     CHECK_INT_EQ(0, changed);
     for (int64_t post = 1; post <= 3; post++) {
         CHECK_CONTEXT("post %" PRId64, post);
@@ -139,13 +149,13 @@ static void check_only_newer_offsets_apply(counts *c)
 {
     lk_pair first[] = {pair(0, 10, 5, 1, LK_ACTION_LIKE), pair(0, 11, 5, 2, LK_ACTION_LIKE)};
     size_t changed = 0;
-    CHECK_INT_EQ(0, counts_apply(c, first, 2, &changed));
+    CHECK_INT_EQ(0, apply(c, first, 2, &changed));
     CHECK_INT_EQ(2, post_count(5));
 
     /* Offsets 10 and 11 are in Redis; 12 is new. */
     lk_pair again[] = {pair(0, 10, 5, 1, LK_ACTION_UNLIKE), pair(0, 11, 5, 2, LK_ACTION_UNLIKE),
                        pair(0, 12, 5, 3, LK_ACTION_LIKE)};
-    CHECK_INT_EQ(0, counts_apply(c, again, 3, &changed));
+    CHECK_INT_EQ(0, apply(c, again, 3, &changed));
     CHECK_INT_EQ(1, changed);
     CHECK_INT_EQ(3, post_count(5));
     CHECK_INT_EQ(12, get_number("likes:applied:likes:0"));
@@ -160,15 +170,15 @@ static void check_unlike_without_like(counts *c)
 {
     lk_pair pairs[] = {pair(3, 0, 9, 1, LK_ACTION_UNLIKE), pair(3, 1, 9, 2, LK_ACTION_UNLIKE)};
     size_t changed = 7;
-    CHECK_INT_EQ(0, counts_apply(c, pairs, 2, &changed));
+    CHECK_INT_EQ(0, apply(c, pairs, 2, &changed));
     CHECK_INT_EQ(0, changed);
     /* Nothing changed, so no count was written at all. */
     CHECK_INT_EQ(-2, post_count(9));
 
     lk_pair like[] = {pair(3, 2, 9, 1, LK_ACTION_LIKE)};
-    CHECK_INT_EQ(0, counts_apply(c, like, 1, &changed));
+    CHECK_INT_EQ(0, apply(c, like, 1, &changed));
     lk_pair unlikes[] = {pair(3, 3, 9, 1, LK_ACTION_UNLIKE), pair(3, 4, 9, 5, LK_ACTION_UNLIKE)};
-    CHECK_INT_EQ(0, counts_apply(c, unlikes, 2, &changed));
+    CHECK_INT_EQ(0, apply(c, unlikes, 2, &changed));
     CHECK_INT_EQ(0, post_count(9));
 }
 
@@ -186,7 +196,7 @@ static void check_counts_are_published(counts *c, redisContext *listener)
     lk_pair pairs[] = {pair(0, 0, 4, 1, LK_ACTION_LIKE), pair(0, 1, 4, 2, LK_ACTION_LIKE),
                        pair(0, 2, 6, 1, LK_ACTION_LIKE)};
     size_t changed = 0;
-    CHECK_INT_EQ(0, counts_apply(c, pairs, 3, &changed));
+    CHECK_INT_EQ(0, apply(c, pairs, 3, &changed));
 
     void *message = NULL;
     CHECK_INT_EQ(REDIS_OK, redisGetReply(listener, &message));
@@ -214,15 +224,18 @@ static void check_redis_down_then_back(counts *c)
     lk_pair pairs[] = {pair(1, 40, 8, 1, LK_ACTION_LIKE)};
     size_t changed = 0;
     server_kill(&srv);
-    CHECK_INT_EQ(-1, counts_apply(c, pairs, 1, &changed));
+    CHECK_INT_EQ(COUNTS_FAILED, apply(c, pairs, 1, &changed));
 
     CHECK_INT_EQ(0, server_start(&srv));
     /* A failed connect spaces the next attempt by the first backoff step. */
     struct timespec pause = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
     nanosleep(&pause, NULL);
 
-    /* The restarted server forgot the script: it is loaded again. */
-    CHECK_INT_EQ(0, counts_apply(c, pairs, 1, &changed));
+    /* The restarted server runs without persistence: it lost the state as
+     * well as the script, and says so until the state is set again. */
+    CHECK_INT_EQ(COUNTS_NO_STATE, apply(c, pairs, 1, &changed));
+    CHECK_INT_EQ(0, counts_adopt_empty(c));
+    CHECK_INT_EQ(COUNTS_APPLIED, apply(c, pairs, 1, &changed));
     CHECK_INT_EQ(1, changed);
     CHECK_INT_EQ(1, post_count(8));
 }
@@ -230,6 +243,30 @@ static void check_redis_down_then_back(counts *c)
 static void test_redis_down_then_back(void)
 {
     with_counts(check_redis_down_then_back);
+}
+
+static void check_refusals(counts *c)
+{
+    lk_pair pairs[] = {pair(0, 0, 2, 1, LK_ACTION_LIKE)};
+    size_t changed = 0;
+
+    freeReplyObject(lk_redis_command(redis, "SET likes:maintenance 1"));
+    CHECK_INT_EQ(COUNTS_MAINTENANCE, apply(c, pairs, 1, &changed));
+    CHECK_STR_EQ("MAINTENANCE counts are being rebuilt", last_why);
+    freeReplyObject(lk_redis_command(redis, "DEL likes:maintenance likes:state"));
+
+    CHECK_INT_EQ(COUNTS_NO_STATE, apply(c, pairs, 1, &changed));
+    CHECK_STR_EQ("NOSTATE redis holds no pipeline state", last_why);
+    CHECK_INT_EQ(-2, post_count(2));
+
+    CHECK_INT_EQ(0, counts_adopt_empty(c));
+    CHECK_INT_EQ(COUNTS_APPLIED, apply(c, pairs, 1, &changed));
+    CHECK_INT_EQ(1, post_count(2));
+}
+
+static void test_refusals(void)
+{
+    with_counts(check_refusals);
 }
 
 int main(void)
@@ -241,6 +278,9 @@ int main(void)
         {"only offsets newer than the guard apply", test_only_newer_offsets_apply},
         {"an unlike without a like never goes below zero", test_unlike_without_like},
         {"new counts are published as JSON", test_counts_are_published},
+        {"a rebuild in progress or a redis without state is refused", test_refusals},
+        /* Last: each test runs in a child process, and the server this one
+         * restarts ends with it. */
         {"a lost redis fails the call and a later one succeeds", test_redis_down_then_back},
     };
 
