@@ -307,6 +307,22 @@ static int group_never_committed(aggregator *a)
     return never;
 }
 
+/* A Redis without the state marker is sound when it kept what windows
+ * wrote (it predates the marker), or when nothing was ever committed (it
+ * is new). Otherwise it lost its data and must be rebuilt. */
+static int redis_state_is_sound(aggregator *a)
+{
+    if (counts_has_applied_offsets(a->counts) == 1) {
+        lk_log_info("redis holds applied offsets but no state marker: marking it");
+        return 1;
+    }
+    if (group_never_committed(a)) {
+        lk_log_info("redis is new and nothing was ever committed: counts start at zero");
+        return 1;
+    }
+    return 0;
+}
+
 /* Says once what keeps the counts from Redis, instead of on every try. */
 static void log_redis_failure(counts_result rc, const char *why, char *last, size_t lastlen)
 {
@@ -342,11 +358,8 @@ static int apply_to_redis(aggregator *a, const lk_pair *entries, size_t n, int p
             lk_log_debug("window of %zu pairs applied, %zu counts changed", n, changed);
             return 0;
         }
-        if (rc == COUNTS_NO_STATE && group_never_committed(a) &&
-            counts_adopt_empty(a->counts) == 0) {
-            lk_log_info("redis is new and nothing was ever committed: starting its counts at zero");
+        if (rc == COUNTS_NO_STATE && redis_state_is_sound(a) && counts_adopt_state(a->counts) == 0)
             continue;
-        }
 
         log_redis_failure(rc, why, last_failure, sizeof(last_failure));
         if (*a->stop || (!patient && attempt >= 3))

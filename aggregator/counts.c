@@ -223,10 +223,31 @@ counts_result counts_apply(counts *c, const lk_pair *entries, size_t n, size_t *
     return COUNTS_APPLIED;
 }
 
-int counts_adopt_empty(counts *c)
+int counts_adopt_state(counts *c)
 {
     redisReply *reply = lk_redis_command(c->redis, "SET likes:state %s NX", "new");
     int ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
     freeReplyObject(reply);
     return ok ? 0 : -1;
+}
+
+int counts_has_applied_offsets(counts *c)
+{
+    /* SCAN, not KEYS: this walks the keyspace in small steps and never
+     * blocks Redis, and it runs only when the state marker is missing. */
+    char cursor[32] = "0";
+    do {
+        redisReply *reply =
+            lk_redis_command(c->redis, "SCAN %s MATCH likes:applied:* COUNT 1000", cursor);
+        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+            freeReplyObject(reply);
+            return -1;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
+        int found = reply->element[1]->elements > 0;
+        freeReplyObject(reply);
+        if (found)
+            return 1;
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
 }

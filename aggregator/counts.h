@@ -37,9 +37,14 @@ typedef enum counts_result {
 counts_result counts_apply(counts *c, const lk_pair *entries, size_t n, size_t *changed_posts,
                            char *why, size_t whylen);
 
-/* Marks an empty Redis as holding the (empty) state of a pipeline that has
- * never committed anything, so that windows apply. Returns 0, or -1 when
- * Redis failed. */
-int counts_adopt_empty(counts *c);
+/* Marks Redis as holding the pipeline's state, so that windows apply: for
+ * a new Redis of a pipeline that never committed anything, or one whose
+ * applied offsets show it kept its data. Returns 0, or -1 when Redis
+ * failed. */
+int counts_adopt_state(counts *c);
+
+/* Returns 1 when Redis holds applied offsets (likes:applied:*): it kept
+ * the data windows wrote. 0 when it holds none, -1 when Redis failed. */
+int counts_has_applied_offsets(counts *c);
 
 #endif

@@ -234,7 +234,7 @@ static void check_redis_down_then_back(counts *c)
     /* The restarted server runs without persistence: it lost the state as
      * well as the script, and says so until the state is set again. */
     CHECK_INT_EQ(COUNTS_NO_STATE, apply(c, pairs, 1, &changed));
-    CHECK_INT_EQ(0, counts_adopt_empty(c));
+    CHECK_INT_EQ(0, counts_adopt_state(c));
     CHECK_INT_EQ(COUNTS_APPLIED, apply(c, pairs, 1, &changed));
     CHECK_INT_EQ(1, changed);
     CHECK_INT_EQ(1, post_count(8));
@@ -258,10 +258,12 @@ static void check_refusals(counts *c)
     CHECK_INT_EQ(COUNTS_NO_STATE, apply(c, pairs, 1, &changed));
     CHECK_STR_EQ("NOSTATE redis holds no pipeline state", last_why);
     CHECK_INT_EQ(-2, post_count(2));
+    CHECK_INT_EQ(0, counts_has_applied_offsets(c));
 
-    CHECK_INT_EQ(0, counts_adopt_empty(c));
+    CHECK_INT_EQ(0, counts_adopt_state(c));
     CHECK_INT_EQ(COUNTS_APPLIED, apply(c, pairs, 1, &changed));
     CHECK_INT_EQ(1, post_count(2));
+    CHECK_INT_EQ(1, counts_has_applied_offsets(c));
 }
 
 static void test_refusals(void)
