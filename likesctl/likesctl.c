@@ -2,6 +2,7 @@
  * likesctl: the operator's command.
  *
  *   likesctl token USER_ID...   print a bearer token for each user id
+ *   likesctl rebuild-redis      restore the counts in Redis after it lost its data
  *
  * Tokens are signed with LIKES_TOKEN_SECRET, exactly as the ingest service
  * signs them, so load tools can act as any number of users without signing
@@ -14,12 +15,14 @@
 #include <string.h>
 
 #include "config.h"
+#include "likesctl.h"
 #include "log.h"
 #include "token.h"
 
 typedef struct command {
     const char *name;
     const char *usage;
+    int needs_secret; /* only commands that sign tokens need the secret */
     int (*run)(const lk_config *cfg, int argc, char **argv);
 } command;
 
@@ -55,7 +58,10 @@ static int run_token(const lk_config *cfg, int argc, char **argv)
 }
 
 static const command commands[] = {
-    {"token", "token USER_ID...    print a bearer token for each user id", run_token},
+    {"token", "token USER_ID...    print a bearer token for each user id", 1, run_token},
+    {"rebuild-redis",
+     "rebuild-redis       restore the counts in Redis from PostgreSQL and the deltas topic", 0,
+     likesctl_rebuild_redis},
 };
 
 static void usage(FILE *out)
@@ -81,7 +87,7 @@ int main(int argc, char **argv)
 
         lk_config cfg;
         char err[256];
-        if (lk_config_load(&cfg, 1, err, sizeof(err)) != 0) {
+        if (lk_config_load(&cfg, commands[i].needs_secret, err, sizeof(err)) != 0) {
             fprintf(stderr, "likesctl: %s\n", err);
             return 2;
         }
