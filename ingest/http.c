@@ -39,6 +39,10 @@ static const ingest_route routes[] = {
     {"DELETE", "/v1/posts/{id}/like", INGEST_ROUTE_AUTH, NULL, NULL, NULL, ingest_likes_delete},
     {"GET", "/media/{name}", 0, NULL, NULL, NULL, ingest_media_get},
     {"GET", "/v1/stream", 0, NULL, NULL, NULL, ingest_stream_get},
+    /* The app last: "/{name}" would take any other one-segment path. */
+    {"GET", "/", 0, NULL, NULL, NULL, ingest_app_files_get},
+    {"GET", "/assets/{name}", 0, NULL, NULL, NULL, ingest_app_files_get},
+    {"GET", "/{name}", 0, NULL, NULL, NULL, ingest_app_files_get},
 };
 
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
@@ -265,8 +269,13 @@ static int method_matches(const char *route_method, const char *method)
     return strcmp(route_method, "GET") == 0 && strcmp(method, "HEAD") == 0;
 }
 
+/* A path that two routes take (/healthz and the app's /{name}) lists its
+ * method once. No method name is part of another. */
 static void allow_append(char *allow, size_t allow_len, const char *method)
 {
+    if (strstr(allow, method) != NULL)
+        return;
+
     size_t used = strlen(allow);
     snprintf(allow + used, allow_len - used, "%s%s%s", used > 0 ? ", " : "", method,
              strcmp(method, "GET") == 0 ? ", HEAD" : "");

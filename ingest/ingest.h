@@ -280,6 +280,10 @@ ingest_media_status ingest_media_store(const lk_config *cfg, const char *data, s
 
 enum MHD_Result ingest_media_get(ingest_request *req);
 
+/* app_files.c: the built web app in cfg.app_dir, at / */
+
+enum MHD_Result ingest_app_files_get(ingest_request *req);
+
 /* likes.c */
 
 /* Creates the Kafka producer and starts the thread that serves its

@@ -90,6 +90,7 @@ static int load_strings(lk_config *cfg, char *err, size_t errlen)
          cfg->pg_dsn, sizeof(cfg->pg_dsn)},
         {"LIKES_TOKEN_SECRET", "", cfg->token_secret, sizeof(cfg->token_secret)},
         {"LIKES_MEDIA_DIR", "./run/media", cfg->media_dir, sizeof(cfg->media_dir)},
+        {"LIKES_APP_DIR", "./app/dist", cfg->app_dir, sizeof(cfg->app_dir)},
     };
 
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {

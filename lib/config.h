@@ -11,6 +11,8 @@
  *   LIKES_PG_DSN              host=127.0.0.1 port=15432 dbname=likes user=likes connect_timeout=5
  *   LIKES_TOKEN_SECRET        (required, at least 32 characters)
  *   LIKES_MEDIA_DIR           ./run/media
+ *   LIKES_APP_DIR             ./app/dist   the built app that ingest serves
+ *                             at / (index.html, /assets/, the service worker)
  *   LIKES_TOPIC_LIKES         likes
  *   LIKES_TOPIC_DELTAS        like-deltas
  *   LIKES_TOPIC_DLQ           likes-dlq
@@ -56,6 +58,7 @@ typedef struct lk_config {
 
     char token_secret[256];
     char media_dir[512];
+    char app_dir[512];
 
     int window_ms;
     int64_t max_upload_bytes;

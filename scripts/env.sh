@@ -36,8 +36,9 @@ export LIKES_PG_PORT LIKES_PG_DSN
 
 : "${LIKES_HTTP_PORT:=8080}"
 : "${LIKES_MEDIA_DIR:=$LIKES_RUN_DIR/media}"
+: "${LIKES_APP_DIR:=$LIKES_ROOT/app/dist}"
 : "${LIKES_BIN_DIR:=$LIKES_ROOT/build/bin}"
-export LIKES_HTTP_PORT LIKES_MEDIA_DIR LIKES_BIN_DIR
+export LIKES_HTTP_PORT LIKES_MEDIA_DIR LIKES_APP_DIR LIKES_BIN_DIR
 
 # The secret that signs user tokens is made once per run directory and kept
 # across restarts and resets, so tokens signed for a load test stay valid.

@@ -16,7 +16,7 @@ static const char *const variables[] = {
     "LIKES_INSTANCE_ID",   "LIKES_REDIS_HOST",       "LIKES_REDIS_PORT",
     "LIKES_PG_DSN",        "LIKES_TOKEN_SECRET",     "LIKES_MEDIA_DIR",
     "LIKES_WINDOW_MS",     "LIKES_MAX_UPLOAD_BYTES", "LIKES_MAX_IMAGE_PIXELS",
-    "LIKES_CORS_ORIGINS",
+    "LIKES_CORS_ORIGINS",  "LIKES_APP_DIR",
 };
 
 /* 32 characters: the shortest secret accepted. */
@@ -50,6 +50,7 @@ static void test_defaults(void)
     CHECK_STR_EQ("host=127.0.0.1 port=15432 dbname=likes user=likes connect_timeout=5", cfg.pg_dsn);
     CHECK_STR_EQ("", cfg.token_secret);
     CHECK_STR_EQ("./run/media", cfg.media_dir);
+    CHECK_STR_EQ("./app/dist", cfg.app_dir);
     CHECK_INT_EQ(200, cfg.window_ms);
     CHECK_INT_EQ(20971520, cfg.max_upload_bytes);
     CHECK_INT_EQ(40000000, cfg.max_image_pixels);
@@ -86,6 +87,7 @@ static void test_overrides(void)
     setenv("LIKES_PG_DSN", "dbname=other", 1);
     setenv("LIKES_TOKEN_SECRET", SECRET_32, 1);
     setenv("LIKES_MEDIA_DIR", "/var/lib/likes", 1);
+    setenv("LIKES_APP_DIR", "/srv/likes-app", 1);
     setenv("LIKES_WINDOW_MS", "60000", 1);
     setenv("LIKES_MAX_UPLOAD_BYTES", "4294967296", 1);
     setenv("LIKES_MAX_IMAGE_PIXELS", "1099511627776", 1);
@@ -112,6 +114,7 @@ static void test_overrides(void)
     CHECK_STR_EQ("dbname=other", cfg.pg_dsn);
     CHECK_STR_EQ(SECRET_32, cfg.token_secret);
     CHECK_STR_EQ("/var/lib/likes", cfg.media_dir);
+    CHECK_STR_EQ("/srv/likes-app", cfg.app_dir);
     CHECK_INT_EQ(60000, cfg.window_ms);
     CHECK_INT_EQ(INT64_C(4294967296), cfg.max_upload_bytes);
     CHECK_INT_EQ(INT64_C(1099511627776), cfg.max_image_pixels);
