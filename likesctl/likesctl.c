@@ -3,6 +3,7 @@
  *
  *   likesctl token USER_ID...   print a bearer token for each user id
  *   likesctl rebuild-redis      restore the counts in Redis after it lost its data
+ *   likesctl verify             compare the counts in Redis and PostgreSQL
  *
  * Tokens are signed with LIKES_TOKEN_SECRET, exactly as the ingest service
  * signs them, so load tools can act as any number of users without signing
@@ -62,6 +63,10 @@ static const command commands[] = {
     {"rebuild-redis",
      "rebuild-redis       restore the counts in Redis from PostgreSQL and the deltas topic", 0,
      likesctl_rebuild_redis},
+    {"verify",
+     "verify [--wait SECONDS] [--all]\n"
+     "                      compare every post's count in Redis and PostgreSQL; exit 1 if any differ",
+     0, likesctl_verify},
 };
 
 static void usage(FILE *out)

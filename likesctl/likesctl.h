@@ -12,4 +12,7 @@
 /* rebuild.c: restores Redis from PostgreSQL and the deltas topic. */
 int likesctl_rebuild_redis(const lk_config *cfg, int argc, char **argv);
 
+/* verify.c: compares the counts of every post in Redis and PostgreSQL. */
+int likesctl_verify(const lk_config *cfg, int argc, char **argv);
+
 #endif
