@@ -4,6 +4,7 @@
  *   likesctl token USER_ID...   print a bearer token for each user id
  *   likesctl rebuild-redis      restore the counts in Redis after it lost its data
  *   likesctl verify             compare the counts in Redis and PostgreSQL
+ *   likesctl lag                show how far the consumer groups are behind
  *
  * Tokens are signed with LIKES_TOKEN_SECRET, exactly as the ingest service
  * signs them, so load tools can act as any number of users without signing
@@ -67,6 +68,7 @@ static const command commands[] = {
      "verify [--wait SECONDS] [--all]\n"
      "                      compare every post's count in Redis and PostgreSQL; exit 1 if any differ",
      0, likesctl_verify},
+    {"lag", "lag                 show each consumer group's lag per partition", 0, likesctl_lag},
 };
 
 static void usage(FILE *out)

@@ -15,4 +15,7 @@ int likesctl_rebuild_redis(const lk_config *cfg, int argc, char **argv);
 /* verify.c: compares the counts of every post in Redis and PostgreSQL. */
 int likesctl_verify(const lk_config *cfg, int argc, char **argv);
 
+/* lag.c: the consumer groups' lag per partition. */
+int likesctl_lag(const lk_config *cfg, int argc, char **argv);
+
 #endif
