@@ -74,17 +74,29 @@ static int compute_lag(rd_kafka_t *reader, group_lag *g)
     return 0;
 }
 
-static int read_ends(rd_kafka_t *reader, const lk_config *cfg, group_lag *g)
+static int read_partitions(rd_kafka_t *reader, const lk_config *cfg, group_lag *g)
 {
     g->count = topic_partition_count(reader, cfg, g->topic, WHO);
     if (g->count < 0)
         return -1;
 
     g->partitions = calloc((size_t)(g->count > 0 ? g->count : 1), sizeof(*g->partitions));
-    int64_t *first = calloc((size_t)(g->count > 0 ? g->count : 1), sizeof(*first));
-    int64_t *end = calloc((size_t)(g->count > 0 ? g->count : 1), sizeof(*end));
+    if (g->partitions == NULL) {
+        fprintf(stderr, "%s: out of memory\n", WHO);
+        return -1;
+    }
+    for (int i = 0; i < g->count; i++)
+        g->partitions[i].resume = NO_OFFSET;
+    return 0;
+}
+
+static int read_ends(rd_kafka_t *reader, const lk_config *cfg, group_lag *g)
+{
+    size_t count = (size_t)(g->count > 0 ? g->count : 1);
+    int64_t *first = calloc(count, sizeof(*first));
+    int64_t *end = calloc(count, sizeof(*end));
     int rc = -1;
-    if (g->partitions == NULL || first == NULL || end == NULL) {
+    if (first == NULL || end == NULL) {
         fprintf(stderr, "%s: out of memory\n", WHO);
         goto done;
     }
@@ -92,7 +104,6 @@ static int read_ends(rd_kafka_t *reader, const lk_config *cfg, group_lag *g)
         goto done;
 
     for (int i = 0; i < g->count; i++) {
-        g->partitions[i].resume = NO_OFFSET;
         g->partitions[i].first = first[i];
         g->partitions[i].end = end[i];
     }
@@ -196,14 +207,18 @@ int likesctl_lag(const lk_config *cfg, int argc, char **argv)
     int status = 2;
     PGconn *pg = NULL;
     rd_kafka_t *reader = topic_consumer_new(cfg, NULL, WHO);
-    if (reader == NULL || read_ends(reader, cfg, &groups[0]) != 0 ||
-        read_ends(reader, cfg, &groups[1]) != 0 || read_kafka_committed(cfg, &groups[0]) != 0)
+    if (reader == NULL || read_partitions(reader, cfg, &groups[0]) != 0 ||
+        read_partitions(reader, cfg, &groups[1]) != 0)
         goto done;
 
+    /* Where the groups are first, then the ends: records that arrive in
+     * between count as lag rather than hide some. */
     pg = stores_pg_connect(cfg, WHO);
-    if (pg == NULL || read_pg_stored(pg, &groups[1]) != 0)
+    if (pg == NULL || read_kafka_committed(cfg, &groups[0]) != 0 ||
+        read_pg_stored(pg, &groups[1]) != 0)
         goto done;
-    if (compute_lag(reader, &groups[0]) != 0 || compute_lag(reader, &groups[1]) != 0)
+    if (read_ends(reader, cfg, &groups[0]) != 0 || read_ends(reader, cfg, &groups[1]) != 0 ||
+        compute_lag(reader, &groups[0]) != 0 || compute_lag(reader, &groups[1]) != 0)
         goto done;
 
     print_group(&groups[0]);
