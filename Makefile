@@ -46,11 +46,11 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 
 .SECONDARY:
 
-.PHONY: all build asan deps up down run test test-unit bench-stream lint format console clean
+.PHONY: all build app asan deps up down run test test-unit bench-stream lint format console clean
 
 all: build
 
-build: $(BINS)
+build: $(BINS) app
 
 # The same sources under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan:
@@ -133,5 +133,22 @@ format:
 	@clang-format -i $(wildcard lib/*.[ch] ingest/*.[ch] aggregator/*.[ch] persister/*.[ch] \
 		likesctl/*.[ch] test/unit/*.[ch] test/bench/*.[ch])
 
+# The web app that ingest serves at /: npm ci only when node_modules is
+# missing or the lock changed, then a type check and a Vite build.
+APP_SRC := $(shell find app/src app/public -type f 2>/dev/null) app/index.html app/sw.js \
+           app/vite.config.ts app/tsconfig.json app/package.json
+
+app: app/dist/index.html
+
+app/dist/index.html: app/node_modules/.package-lock.json $(APP_SRC)
+	@echo "  VITE    app/dist"
+	@cd app && npm run --silent build -- --logLevel warn
+	@touch $@
+
+app/node_modules/.package-lock.json: app/package-lock.json
+	@echo "  NPM     app/node_modules"
+	@cd app && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 clean:
-	rm -rf build
+	rm -rf build app/dist

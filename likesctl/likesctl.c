@@ -5,6 +5,7 @@
  *   likesctl rebuild-redis      restore the counts in Redis after it lost its data
  *   likesctl verify             compare the counts in Redis and PostgreSQL
  *   likesctl lag                show how far the consumer groups are behind
+ *   likesctl replay             rebuild PostgreSQL's likes from the topic `likes`
  *
  * Tokens are signed with LIKES_TOKEN_SECRET, exactly as the ingest service
  * signs them, so load tools can act as any number of users without signing
@@ -69,6 +70,11 @@ static const command commands[] = {
      "                      compare every post's count in Redis and PostgreSQL; exit 1 if any differ",
      0, likesctl_verify},
     {"lag", "lag                 show each consumer group's lag per partition", 0, likesctl_lag},
+    {"replay",
+     "replay [--from-beginning | --from TIME] [--dry-run]\n"
+     "                      rebuild PostgreSQL's likes from the topic likes (TIME: RFC 3339 or "
+     "epoch ms)",
+     0, likesctl_replay},
 };
 
 static void usage(FILE *out)

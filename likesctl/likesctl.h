@@ -18,4 +18,7 @@ int likesctl_verify(const lk_config *cfg, int argc, char **argv);
 /* lag.c: the consumer groups' lag per partition. */
 int likesctl_lag(const lk_config *cfg, int argc, char **argv);
 
+/* replay.c: rebuilds PostgreSQL's likes from the topic `likes`. */
+int likesctl_replay(const lk_config *cfg, int argc, char **argv);
+
 #endif
