@@ -20,6 +20,7 @@ packages=(
     redis-server postgresql-15 postgresql-client-15
     openjdk-17-jre-headless maven
     clang-format curl python3 python3-venv jq
+    chromium
 )
 
 # dpkg -s also succeeds for a removed package whose config files remain, so

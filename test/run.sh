@@ -101,6 +101,8 @@ run_integration() {
     for test in test/integration/test_*.py; do
         run_program "$(basename "$test")" python3 "$test"
     done
+    # The app in headless Chromium on a phone-sized screen, same stack.
+    run_program "app/tests" node app/tests/run.mjs
 
     scripts/services.sh stop
     check_service_logs
