@@ -204,7 +204,8 @@ suite(import.meta.url, (test) => {
       new MutationObserver(() => window.statusSeen.push(status.textContent)).observe(status, { childList: true, characterData: true, subtree: true });
     });
 
-    const caption = "Chelsea on the sofa " + Date.now();
+    const caption = "Chelsea on the sofa";
+    const newest = (await api("GET", "/v1/posts?limit=1")).json.posts[0]?.id ?? 0;
     await page.getByTestId("gallery-input").setInputFiles(join(IMAGES, "chelsea.png"));
     await page.getByLabel("Caption").fill(caption);
     await page.getByRole("button", { name: "Post", exact: true }).click();
@@ -224,6 +225,7 @@ suite(import.meta.url, (test) => {
     const first = page.getByTestId("post").first();
     await eventually("the new post first", () => first.locator(".caption").textContent(), (text) => text === caption);
     state.postId = Number(await first.getAttribute("data-post-id"));
+    check(state.postId > newest, "post " + state.postId + " is not new");
     const post = await serverPost(state.postId, state.user.token);
     checkEqual(caption, post.caption, "caption on the server");
     checkEqual(state.user.id, post.author_id, "author on the server");
