@@ -154,8 +154,9 @@ static int decode_id_array(json_object *doc, const char *name, int64_t **ids, si
 
     for (size_t i = 0; i < n; i++) {
         json_object *item = json_object_array_get_idx(array, i);
-        int64_t value = json_object_is_type(item, json_type_int) ? json_object_get_int64(item) : 0;
-        if (value <= 0 || value == INT64_MAX) {
+        int64_t value = 0;
+        if (!json_object_is_type(item, json_type_int) || lk_json_int64(item, &value) != 0 ||
+            value <= 0) {
             snprintf(err, errlen, "\"%s\"[%zu] must be a positive integer", name, i);
             free(*ids);
             *ids = NULL;

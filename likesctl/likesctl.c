@@ -29,12 +29,17 @@ typedef struct command {
     int (*run)(const lk_config *cfg, int argc, char **argv);
 } command;
 
+/* Digits only, no sign and no leading zero: the id exactly as a token
+ * spells it. */
 static int parse_user_id(const char *text, int64_t *user_id)
 {
+    if (text[0] < '1' || text[0] > '9' || strspn(text, "0123456789") != strlen(text))
+        return -1;
+
     char *end;
     errno = 0;
     long long value = strtoll(text, &end, 10);
-    if (errno != 0 || *end != '\0' || end == text || value <= 0)
+    if (errno != 0 || *end != '\0')
         return -1;
     *user_id = value;
     return 0;

@@ -130,6 +130,17 @@ def drive(posts, tokens, actions_per_user, truth, seed):
 
 
 @test
+def the_largest_user_id_counts_like_any_other():
+    post = new_post()
+    largest = 2**63 - 1
+    tokens = lc.mint_tokens([largest, largest - 1])
+    for token in tokens.values():
+        act(api, token, post, True)
+    expect_counts({post: 2})
+    check_equal({post: {largest, largest - 1}}, lc.pg_likers([post]), "likers in postgres")
+
+
+@test
 def a_burst_from_many_users_ends_in_exact_counts_and_likers():
     posts = [new_post(p) for p in ("horse.png", "rocket.jpg", "chelsea.png")]
     truth = lc.Truth()

@@ -71,6 +71,11 @@ class Api:
                 self.close()
                 if attempt == 2:
                     raise
+            except (OSError, http.client.HTTPException):
+                # Anything else leaves the connection unusable: the next
+                # call starts afresh.
+                self.close()
+                raise
 
     def close(self):
         if self.conn is not None:

@@ -208,7 +208,7 @@ static void test_decode_refuses_huge_numbers(void)
     static const refusal cases[] = {
         {"{\"type\":\"like\",\"user_id\":99999999999999999999,\"post_id\":3}", msg_user},
         {"{\"type\":\"like\",\"user_id\":18446744073709551615,\"post_id\":3}", msg_user},
-        {"{\"type\":\"like\",\"user_id\":9223372036854775807,\"post_id\":3}", msg_user},
+        {"{\"type\":\"like\",\"user_id\":9223372036854775808,\"post_id\":3}", msg_user},
         {"{\"type\":\"like\",\"user_id\":-99999999999999999999,\"post_id\":3}", msg_user},
         {"{\"type\":\"like\",\"user_id\":17,\"post_id\":100000000000000000000000000000}", msg_post},
         {"{\"type\":\"like\",\"user_id\":17,\"post_id\":1e400}", msg_post},
@@ -242,10 +242,13 @@ static void test_decode_refuses_unknown_type(void)
 
 static void test_decode_refuses_type_with_nul(void)
 {
-    /* "like\u0000" is a string of five characters, not "like". */
+    /* "like\u0000" is a string of five characters, not "like"; escaped NUL
+     * is refused by the parser itself, as json-c would cut names there. */
     static const refusal cases[] = {
-        {"{\"type\":\"like\\u0000\",\"user_id\":17,\"post_id\":3}", msg_type},
-        {"{\"type\":\"unlike\\u0000x\",\"user_id\":17,\"post_id\":3}", msg_type},
+        {"{\"type\":\"like\\u0000\",\"user_id\":17,\"post_id\":3}",
+         "invalid utf-8 string at byte 13"},
+        {"{\"type\":\"unlike\\u0000x\",\"user_id\":17,\"post_id\":3}",
+         "invalid utf-8 string at byte 15"},
     };
     EXPECT_EVENT_REFUSALS(cases);
 }

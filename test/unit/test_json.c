@@ -146,7 +146,7 @@ static void test_syntax_refused(void)
     static const refusal cases[] = {
         {"{\"a\":1,}", "unexpected character at byte 7"},
         {"[1,]", "unexpected character at byte 3"},
-        {"[01]", "number expected at byte 3"},
+        {"[01]", "unexpected character at byte 1"},
         {"[+1]", "unexpected character at byte 1"},
         {"[0x10]", "unexpected character at byte 2"},
         {"{a:1}", "unexpected character at byte 1"},
@@ -240,9 +240,12 @@ static void check_get_id(json_object *doc)
     CHECK_INT_EQ(1, id);
     CHECK_INT_EQ(0, lk_json_get_id(doc, "big", &id));
     CHECK_INT_EQ(INT64_MAX - 1, id);
+    /* The largest id a token can carry must be readable too. */
+    CHECK_INT_EQ(0, lk_json_get_id(doc, "max", &id));
+    CHECK_INT_EQ(INT64_MAX, id);
 
-    static const char *const refused[] = {"zero", "negative", "float", "exponent", "string", "bool",
-                                          "null", "max",      "huge",  "tiny",     "absent"};
+    static const char *const refused[] = {"zero", "negative", "float", "exponent", "string",
+                                          "bool", "null",     "huge",  "tiny",     "absent"};
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         CHECK_CONTEXT("member %s", refused[i]);
 
@@ -268,9 +271,61 @@ static void test_get_id(void)
     json_object_put(doc);
 }
 
+static void test_number_grammar_refused(void)
+{
+    static const refusal cases[] = {
+        {"[1.]", "unexpected character at byte 1"},
+        {"[-.5]", "unexpected character at byte 1"},
+        {"[00]", "unexpected character at byte 1"},
+        {"[1e]", "unexpected character at byte 1"},
+        {"[-]", "unexpected character at byte 1"},
+        {"[1.5e+]", "unexpected character at byte 1"},
+        {"[1.2.3]", "unexpected character at byte 1"},
+    };
+    EXPECT_REFUSALS(cases);
+}
+
+static void test_escapes_refused(void)
+{
+    static const refusal cases[] = {
+        {"[\"\\ud800\"]", "invalid utf-8 string at byte 2"},
+        {"[\"\\udc00\"]", "invalid utf-8 string at byte 2"},
+        {"[\"\\ud800\\u0041\"]", "invalid utf-8 string at byte 2"},
+        {"{\"a\\u0000b\":1}", "invalid utf-8 string at byte 3"},
+        {"[\"\\x41\"]", "invalid utf-8 string at byte 2"},
+        {"[\"\\u12\"]", "invalid utf-8 string at byte 2"},
+    };
+    EXPECT_REFUSALS(cases);
+}
+
+static void test_valid_numbers_and_escapes_parse(void)
+{
+    static const char *const documents[] = {
+        "[0]",
+        "[-0]",
+        "[0.5]",
+        "[-12.25e+3]",
+        "[1E-2]",
+        "[10]",
+        "[\"\\ud83d\\ude00\"]",
+        "[\"\\u00e9\\n\\t\\\"\\\\\\/\"]",
+    };
+    for (size_t i = 0; i < sizeof(documents) / sizeof(documents[0]); i++) {
+        CHECK_CONTEXT("input %s", documents[i]);
+        char err[128] = "";
+        json_object *doc = lk_json_parse(documents[i], strlen(documents[i]), err, sizeof(err));
+        CHECK_STR_EQ("", err);
+        CHECK(doc != NULL);
+        json_object_put(doc);
+    }
+}
+
 int main(void)
 {
     static const check_case cases[] = {
+        {"numbers outside RFC 8259's grammar are refused", test_number_grammar_refused},
+        {"lone surrogates, escaped NUL and bad escapes are refused", test_escapes_refused},
+        {"valid numbers and escapes parse", test_valid_numbers_and_escapes_parse},
         {"parses an object", test_parse_object},
         {"whitespace around the document is fine", test_whitespace_around},
         {"reads only len bytes", test_only_len_bytes},
