@@ -29,8 +29,10 @@
 #include "kafka.h"
 #include "log.h"
 
-/* Past this a down broker turns into an answer instead of a wait. */
-#define MESSAGE_TIMEOUT_MS "10000"
+/* Past this a down broker turns into an answer instead of a wait. A
+ * message in flight when the broker went away takes a few seconds more to
+ * be reported, so the answer comes within about ten seconds. */
+#define MESSAGE_TIMEOUT_MS "5000"
 
 #define POLL_INTERVAL_MS 100
 
