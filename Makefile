@@ -46,7 +46,7 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 
 .SECONDARY:
 
-.PHONY: all build app asan deps up down run test test-unit bench-stream lint format console clean
+.PHONY: all build app asan deps up down run test test-unit test-faults bench-stream lint format console clean
 
 all: build
 
@@ -107,6 +107,11 @@ run: deps build
 test: deps .venv/.installed
 	@$(MAKE) --no-print-directory build asan
 	@test/run.sh
+
+# Every fault three times under heavier traffic; `make test` runs each once.
+test-faults: deps
+	@$(MAKE) --no-print-directory build
+	@python3 test/faults/run.py
 
 test-unit: deps
 	@$(MAKE) --no-print-directory asan

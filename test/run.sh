@@ -4,6 +4,8 @@
 #   test/run.sh              every stage
 #   test/run.sh unit         C unit tests of lib/ only
 #   test/run.sh integration  tests against a real stack only
+#   test/run.sh faults       the fault suite, each fault once
+#                            (`make test-faults` runs it in full)
 #
 # Unit tests are the sanitizer builds in build/asan/test. The integration
 # stage starts its own stack and services (the sanitizer builds) on ports
@@ -16,7 +18,7 @@ set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-stages="${1:-unit integration}"
+stages="${1:-unit integration faults}"
 
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
@@ -113,6 +115,10 @@ for stage in $stages; do
     case "$stage" in
         unit) run_unit ;;
         integration) run_integration ;;
+        faults)
+            echo "== fault suite (each fault once; make test-faults runs three rounds)"
+            run_program "faults" python3 test/faults/run.py --quick
+            ;;
         *) echo "unknown stage $stage" >&2; exit 2 ;;
     esac
 done
