@@ -241,6 +241,7 @@ static int commit_window(aggregator *a, lk_pair *entries, size_t n)
             abort_transaction(a);
         return -1;
     }
+    deadletters_committed(a->deadletters, a->cfg->topic_dlq);
     return 0;
 }
 

@@ -22,6 +22,7 @@ struct deadletters {
     deadletter *items;
     size_t count;
     size_t capacity;
+    uint64_t committed_total; /* since this process started */
 };
 
 deadletters *deadletters_new(void)
@@ -52,7 +53,7 @@ static char *copy_bytes(const void *bytes, size_t len)
 void deadletters_add(deadletters *d, const rd_kafka_message_t *msg, const char *reason)
 {
     lk_log_warn("undecodable message at %s [%" PRId32 "] offset %" PRId64
-                " goes to the dead-letter topic: %s",
+                " is kept for the dead-letter topic: %s",
                 rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset, reason);
 
     if (d->count == d->capacity) {
@@ -131,6 +132,15 @@ int deadletters_produce(deadletters *d, rd_kafka_t *producer, const char *topic)
             return -1;
     }
     return 0;
+}
+
+void deadletters_committed(deadletters *d, const char *topic)
+{
+    if (d->count == 0)
+        return;
+    d->committed_total += d->count;
+    lk_log_info("%zu dead letters committed to %s, %" PRIu64 " since start", d->count, topic,
+                d->committed_total);
 }
 
 void deadletters_clear(deadletters *d)

@@ -29,6 +29,10 @@ size_t deadletters_count(const deadletters *d);
  * refused one. */
 int deadletters_produce(deadletters *d, rd_kafka_t *producer, const char *topic);
 
+/* Called once the kept messages' transaction committed: adds them to the
+ * running total and logs it. */
+void deadletters_committed(deadletters *d, const char *topic);
+
 void deadletters_clear(deadletters *d);
 
 #endif
