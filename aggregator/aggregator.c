@@ -431,40 +431,6 @@ static void on_rebalance(rd_kafka_t *consumer, rd_kafka_resp_err_t err,
     rd_kafka_assign(consumer, NULL);
 }
 
-static rd_kafka_t *consumer_new(aggregator *a)
-{
-    rd_kafka_conf_t *conf = lk_kafka_conf_new(a->cfg, "aggregator");
-    if (conf == NULL || lk_kafka_conf_set_manual_consumer(conf, a->cfg->aggregator_group,
-                                                          a->cfg->instance_id) != 0) {
-        if (conf != NULL)
-            rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-    rd_kafka_conf_set_opaque(conf, a);
-
-    char err[512];
-    rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    if (consumer == NULL) {
-        lk_log_error("creating the kafka consumer failed: %s", err);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(consumer);
-
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, a->cfg->topic_likes, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t sub_err = rd_kafka_subscribe(consumer, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (sub_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        lk_log_error("subscribing to %s failed: %s", a->cfg->topic_likes,
-                     rd_kafka_err2str(sub_err));
-        rd_kafka_destroy(consumer);
-        return NULL;
-    }
-    return consumer;
-}
-
 /* A transactional producer whose id is stable across restarts of this
  * member: a restarted instance then aborts what its predecessor left open
  * at once, instead of the persister waiting for the transaction timeout. */
@@ -583,7 +549,8 @@ static int aggregator_open(aggregator *a)
     if (a->producer == NULL || init_transactions(a) != 0)
         return -1;
 
-    a->consumer = consumer_new(a);
+    a->consumer = lk_kafka_consumer_new(a->cfg, "aggregator", a->cfg->aggregator_group,
+                                        a->cfg->topic_likes, on_rebalance, a);
     return a->consumer != NULL ? 0 : -1;
 }
 

@@ -72,3 +72,48 @@ int lk_kafka_conf_set_manual_consumer(rd_kafka_conf_t *conf, const char *group,
         return -1;
     return 0;
 }
+
+static int subscribe(rd_kafka_t *consumer, const char *topic)
+{
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        lk_log_error("subscribing to %s failed: %s", topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+rd_kafka_t *lk_kafka_consumer_new(const lk_config *cfg, const char *role, const char *group,
+                                  const char *topic,
+                                  void (*on_rebalance)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                       rd_kafka_topic_partition_list_t *, void *),
+                                  void *opaque)
+{
+    rd_kafka_conf_t *conf = lk_kafka_conf_new(cfg, role);
+    if (conf == NULL || lk_kafka_conf_set_manual_consumer(conf, group, cfg->instance_id) != 0) {
+        if (conf != NULL)
+            rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, opaque);
+
+    char err[512];
+    rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (consumer == NULL) {
+        lk_log_error("creating the kafka consumer failed: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(consumer);
+
+    if (subscribe(consumer, topic) != 0) {
+        rd_kafka_destroy(consumer);
+        return NULL;
+    }
+    return consumer;
+}

@@ -33,4 +33,15 @@ int lk_kafka_conf_set_reliable_producer(rd_kafka_conf_t *conf);
 int lk_kafka_conf_set_manual_consumer(rd_kafka_conf_t *conf, const char *group,
                                       const char *instance_id);
 
+/* Creates a consumer in `group`, set up as lk_kafka_conf_set_manual_consumer
+ * does and named by cfg->instance_id, whose rebalances call `on_rebalance`
+ * with `opaque`, its events served by rd_kafka_consumer_poll(), and
+ * subscribes it to `topic`. Returns the handle, which the caller closes and
+ * destroys, or NULL after logging why. */
+rd_kafka_t *lk_kafka_consumer_new(const lk_config *cfg, const char *role, const char *group,
+                                  const char *topic,
+                                  void (*on_rebalance)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                       rd_kafka_topic_partition_list_t *, void *),
+                                  void *opaque);
+
 #endif

@@ -277,40 +277,6 @@ static void on_rebalance(rd_kafka_t *consumer, rd_kafka_resp_err_t err,
     p->need_positions = 0;
 }
 
-static rd_kafka_t *consumer_new(persister *p)
-{
-    rd_kafka_conf_t *conf = lk_kafka_conf_new(p->cfg, "persister");
-    if (conf == NULL || lk_kafka_conf_set_manual_consumer(conf, p->cfg->persister_group,
-                                                          p->cfg->instance_id) != 0) {
-        if (conf != NULL)
-            rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-    rd_kafka_conf_set_opaque(conf, p);
-
-    char err[512];
-    rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    if (consumer == NULL) {
-        lk_log_error("creating the kafka consumer failed: %s", err);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(consumer);
-
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, p->cfg->topic_deltas, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t sub_err = rd_kafka_subscribe(consumer, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (sub_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        lk_log_error("subscribing to %s failed: %s", p->cfg->topic_deltas,
-                     rd_kafka_err2str(sub_err));
-        rd_kafka_destroy(consumer);
-        return NULL;
-    }
-    return consumer;
-}
-
 static void handle_consumer_error(persister *p, const rd_kafka_message_t *msg)
 {
     char fatal[256];
@@ -374,7 +340,8 @@ int persister_run(const lk_config *cfg, volatile sig_atomic_t *stop)
         goto done;
     batch_reset(&p);
 
-    p.consumer = consumer_new(&p);
+    p.consumer = lk_kafka_consumer_new(cfg, "persister", cfg->persister_group, cfg->topic_deltas,
+                                       on_rebalance, &p);
     if (p.consumer == NULL)
         goto done;
 
