@@ -48,6 +48,11 @@ export class LiveCounts {
     return this.currentState;
   }
 
+  // The posts of the open stream, "1,2,3", or "".
+  get posts(): string {
+    return this.openKey;
+  }
+
   // The posts a screen shows; `priority` orders screens when there are
   // more posts than one stream takes (higher first).
   want(owner: string, ids: number[], priority = 0): void {

@@ -69,6 +69,7 @@ document.getElementById("app")!.replaceChildren(
 
 live.onState((state) => {
   liveDot.dataset.state = state;
+  liveDot.dataset.posts = live.posts;
   liveDot.setAttribute("aria-label", "Live counts: " + state);
 });
 
