@@ -25,6 +25,7 @@ python3 scripts/demo.py || echo "The demo reported a problem; the logs are in $L
 cat <<MSG
 
 Serving on http://127.0.0.1:$LIKES_HTTP_PORT (logs in $LIKES_RUN_DIR/logs).
+Open the app at http://127.0.0.1:$LIKES_HTTP_PORT/ in a browser.
 Read the topics with: make console TOPIC=likes   (or TOPIC=like-deltas)
 Press Ctrl-C to stop everything.
 MSG
