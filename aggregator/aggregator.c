@@ -27,7 +27,8 @@
 typedef struct aggregator {
     const lk_config *cfg;
     volatile sig_atomic_t *stop;
-    int fatal;
+    int fatal;     /* these Kafka clients are beyond repair: replace them */
+    int must_exit; /* and so is this process: another took its place */
 
     rd_kafka_t *consumer;
     rd_kafka_t *producer; /* transactional */
@@ -66,7 +67,7 @@ static void window_take(aggregator *a, const rd_kafka_message_t *msg)
     if (msg->partition < 0 || msg->partition >= MAX_PARTITIONS) {
         lk_log_error("message from partition %" PRId32 " beyond the supported %d; exiting",
                      msg->partition, MAX_PARTITIONS);
-        a->fatal = 1;
+        a->fatal = a->must_exit = 1;
         return;
     }
 
@@ -84,23 +85,42 @@ static void window_take(aggregator *a, const rd_kafka_message_t *msg)
     }
     if (lk_pairs_set(a->window, &ev, msg->partition, msg->offset) != 0) {
         lk_log_error("out of memory growing the window; exiting");
-        a->fatal = 1;
+        a->fatal = a->must_exit = 1;
     }
 }
 
+/* A newer instance with this member's name took over: this one must go,
+ * or two would write the same transactions. */
+static int is_fenced(rd_kafka_resp_err_t code)
+{
+    return code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+           code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH ||
+           code == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
+}
+
+/* After a fatal Kafka error the clients are not used again: the run loop
+ * replaces them, or exits when this member was fenced. */
+static void kafka_failed_fatally(aggregator *a, rd_kafka_resp_err_t code, const char *what)
+{
+    a->fatal = 1;
+    a->must_exit = is_fenced(code);
+    lk_log_error("%s; %s", what,
+                 a->must_exit ? "another instance with this name took over: exiting"
+                              : "replacing the kafka clients");
+}
+
 /* Returns 0 for no error, -1 for an error after which the transaction must
- * be aborted. A fatal error (this producer was fenced by a newer instance
- * with the same transactional id) also sets a->fatal: the process must not
- * keep running half-alive. */
+ * be aborted, with a->fatal set when the producer is beyond repair. */
 static int txn_failed(aggregator *a, rd_kafka_error_t *error, const char *step)
 {
     if (error == NULL)
         return 0;
 
     if (rd_kafka_error_is_fatal(error)) {
-        lk_log_error("kafka transaction %s failed fatally: %s; exiting", step,
-                     rd_kafka_error_string(error));
-        a->fatal = 1;
+        char what[512];
+        snprintf(what, sizeof(what), "kafka transaction %s failed fatally: %s", step,
+                 rd_kafka_error_string(error));
+        kafka_failed_fatally(a, rd_kafka_error_code(error), what);
     } else {
         lk_log_warn("kafka transaction %s failed: %s; aborting the window", step,
                     rd_kafka_error_string(error));
@@ -220,10 +240,11 @@ static void abort_transaction(aggregator *a)
 {
     rd_kafka_error_t *error = rd_kafka_abort_transaction(a->producer, TXN_TIMEOUT_MS);
     if (error != NULL) {
-        lk_log_error("kafka transaction abort failed: %s; exiting so a restart starts clean",
-                     rd_kafka_error_string(error));
+        char what[512];
+        snprintf(what, sizeof(what), "kafka transaction abort failed: %s",
+                 rd_kafka_error_string(error));
+        kafka_failed_fatally(a, rd_kafka_error_code(error), what);
         rd_kafka_error_destroy(error);
-        a->fatal = 1;
     }
 }
 
@@ -382,7 +403,7 @@ static int window_flush(aggregator *a, int patient)
     lk_pair *entries = (lk_pair *)lk_pairs_sorted(a->window);
     if (entries == NULL) {
         lk_log_error("out of memory sorting the window; exiting");
-        a->fatal = 1;
+        a->fatal = a->must_exit = 1;
         return -1;
     }
 
@@ -487,11 +508,13 @@ static void handle_consumer_error(aggregator *a, const rd_kafka_message_t *msg)
     if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         return;
 
-    char fatal[256];
+    char reason[256], what[320];
+    rd_kafka_resp_err_t code;
     if (msg->err == RD_KAFKA_RESP_ERR__FATAL &&
-        rd_kafka_fatal_error(a->consumer, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        lk_log_error("kafka consumer failed fatally: %s; exiting", fatal);
-        a->fatal = 1;
+        (code = rd_kafka_fatal_error(a->consumer, reason, sizeof(reason))) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(what, sizeof(what), "kafka consumer failed fatally: %s", reason);
+        kafka_failed_fatally(a, code, what);
         return;
     }
     /* Transport errors are retried by librdkafka, which logs them too. */
@@ -572,7 +595,10 @@ static void aggregator_close(aggregator *a)
     lk_redis_free(a->redis);
 }
 
-int aggregator_run(const lk_config *cfg, volatile sig_atomic_t *stop)
+/* One life of the Kafka clients: from their creation until a stop request
+ * or a fatal error. Returns 0 when stopped, -1 on a fatal error, with
+ * `*must_exit` set when replacing the clients would not help. */
+static int run_clients(const lk_config *cfg, volatile sig_atomic_t *stop, int *must_exit)
 {
     aggregator a = {.cfg = cfg, .stop = stop};
 
@@ -587,8 +613,27 @@ int aggregator_run(const lk_config *cfg, volatile sig_atomic_t *stop)
         rc = a.fatal ? -1 : 0;
     } else if (!*stop) {
         lk_log_error("start-up failed; exiting");
+        a.must_exit = 1;
     }
 
     aggregator_close(&a);
+    *must_exit = a.must_exit;
     return rc;
+}
+
+int aggregator_run(const lk_config *cfg, volatile sig_atomic_t *stop)
+{
+    lk_backoff backoff;
+    lk_backoff_init(&backoff, 1000, 30000);
+
+    /* A fatal error ends the clients, not the process: nothing of an
+     * uncommitted window is lost, and new clients start from the committed
+     * offsets, exactly as a restarted process would. */
+    for (;;) {
+        int must_exit = 0;
+        int rc = run_clients(cfg, stop, &must_exit);
+        if (rc == 0 || must_exit || *stop)
+            return rc;
+        lk_sleep_ms(lk_backoff_next(&backoff), stop);
+    }
 }
