@@ -329,16 +329,6 @@ def offsets_to_read(out):
     return int(match.group(1))
 
 
-def produce_raw(value):
-    """Writes one record to the topic likes with Kafka's console producer,
-    as an operator typing by hand would."""
-    subprocess.run(
-        [os.path.join(ROOT, "scripts", "kafka-tool.sh"), "kafka.tools.ConsoleProducer",
-         "--bootstrap-server", os.environ.get("LIKES_KAFKA_BROKERS", "127.0.0.1:19092"),
-         "--topic", "likes"],
-        input=value + "\n", check=True, capture_output=True, text=True, timeout=60)
-
-
 @test
 def replay_from_a_time_reads_only_the_events_since():
     post = new_post()
@@ -392,11 +382,11 @@ def replay_after_a_restored_older_backup_rebuilds_postgres_exactly_and_twice_cha
     expect_counts(truth.counts(posts))
     code, before, err = likesctl("replay", "--dry-run")
     check_equal(0, code, "exit status of the dry run (%s)" % err)
-    undecodable_before = replay_summary(before)["undecodable"]
-
-    # A record that is not an event: skipped and counted.
-    produce_raw("this is not an event")
-    wait_for_lag(lambda g: g["likes-aggregator"][1] == 0)
+    before = replay_summary(before)
+    check_equal((0, 0, 0),
+                (before["rows inserted"], before["rows deleted"], before["counters corrected"]),
+                "changes of a dry run on agreeing stores")
+    undecodable = before["undecodable"]
 
     # The backup: some likes missing, some undone likes still there, and
     # every counter of these posts wrong.
@@ -424,7 +414,7 @@ def replay_after_a_restored_older_backup_rebuilds_postgres_exactly_and_twice_cha
         check_equal(0, code, "exit status of the replay (%s)" % err)
         first = replay_summary(out)
         check_equal(offsets_to_read(out), first["events read"], "events read")
-        check_equal(undecodable_before + 1, first["undecodable"], "undecodable")
+        check_equal(undecodable, first["undecodable"], "undecodable, as the dry run found")
         check_equal((17, 9, 3), (first["rows inserted"], first["rows deleted"],
                                  first["counters corrected"]), "rows inserted, deleted, corrected")
         if not out.endswith("Redis is not touched: `likesctl verify` tells whether it needs "
