@@ -49,7 +49,7 @@ export interface Snapshot {
   startCount: number | null;
   expectedCount: number | null;
   elapsedMs: number;
-  rate: number; // requests answered per second over the last second
+  rate: number; // requests answered per second: over the last second, or the whole session once over
   error: string;
 }
 
@@ -278,7 +278,12 @@ export class TrafficRun {
     window.clearInterval(this.timer);
     this.timer = undefined;
     this.measure();
-    if (this.started > 0) this.snapshot.elapsedMs = performance.now() - this.started;
+    if (this.started > 0) {
+      // Once over, the rate is that of the whole session.
+      this.snapshot.elapsedMs = performance.now() - this.started;
+      const answered = this.snapshot.accepted + this.snapshot.failed;
+      this.snapshot.rate = Math.round(answered / Math.max(0.001, this.snapshot.elapsedMs / 1000));
+    }
     this.setPhase(phase);
     this.resolveDone();
   }

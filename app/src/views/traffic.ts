@@ -74,7 +74,7 @@ export class TrafficView implements View {
       stat("sent", "Sent"),
       stat("accepted", "Accepted (202)"),
       stat("failed", "Failed"),
-      stat("rate", "Rate now"),
+      stat("rate", "Rate"),
       stat("p50", "p50"),
       stat("p90", "p90"),
       stat("p99", "p99"),

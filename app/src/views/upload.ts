@@ -48,6 +48,9 @@ export class UploadView implements View {
     const camera = this.picker("Take a photo", "camera", true);
     const gallery = this.picker("Choose from gallery", "image", false);
     this.preview = h("img", { class: "preview", alt: "The chosen photo", hidden: true });
+    // A file the browser cannot show may still be one the server reads
+    // (HEIF, TIFF): only the preview goes.
+    this.preview.addEventListener("error", () => (this.preview.hidden = true));
     this.fileName = h("p", { class: "file-name" }, "No photo chosen yet.");
     this.caption = h("textarea", { id: "caption", rows: 3, placeholder: "Say something about it" });
     this.captionCount = h("span", { class: "hint", id: "caption-count" }, "0 / " + CAPTION_MAX_BYTES);
