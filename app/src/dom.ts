@@ -97,3 +97,14 @@ export function plural(count: number, one: string, many: string): string {
 export function utf8Length(text: string): number {
   return new TextEncoder().encode(text).length;
 }
+
+// The longest start of `text` that takes at most `bytes` bytes of UTF-8,
+// cut between characters.
+export function fitBytes(text: string, bytes: number): string {
+  let out = "";
+  for (const character of text) {
+    if (utf8Length(out + character) > bytes) break;
+    out += character;
+  }
+  return out;
+}

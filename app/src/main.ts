@@ -42,7 +42,7 @@ const views: Record<string, View> = {
 
 const title = h("h1", { class: "title" }, "likes");
 const headerActions = h("div", { class: "header-actions" });
-const liveDot = h("span", { class: "live-dot", "data-testid": "live-state", title: "Live counts" });
+const liveDot = h("span", { class: "live-dot", role: "img", "data-testid": "live-state", title: "Live counts" });
 const who = h("a", { class: "who", href: "#/me", "data-testid": "who" });
 const main = h("main", { id: "main" });
 

@@ -5,9 +5,11 @@
 // device: it is shown in the app and given to any user created from now on.
 
 import { createUser, type User } from "./api";
+import { fitBytes } from "./dom";
 
 const USER_KEY = "likes.user";
 const NAME_KEY = "likes.name";
+const NAME_MAX_BYTES = 100;
 
 type Listener = (user: User | null) => void;
 
@@ -46,8 +48,9 @@ export class Session {
     return localStorage.getItem(NAME_KEY) ?? this.current?.display_name ?? "";
   }
 
+  // Keeps at most the 100 bytes a user's name may have.
   setDisplayName(name: string): void {
-    const trimmed = name.trim();
+    const trimmed = fitBytes(name.trim(), NAME_MAX_BYTES);
     if (trimmed) localStorage.setItem(NAME_KEY, trimmed);
     else localStorage.removeItem(NAME_KEY);
     this.emit();

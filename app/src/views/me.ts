@@ -31,6 +31,7 @@ export class MeView implements View {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.app.session.setDisplayName(this.name.value);
+      this.name.value = this.app.session.chosenName;
       toast("Name saved");
     });
 
