@@ -58,11 +58,9 @@ int lk_kafka_conf_set_reliable_producer(rd_kafka_conf_t *conf)
     return 0;
 }
 
-int lk_kafka_conf_set_manual_consumer(rd_kafka_conf_t *conf, const char *group,
-                                      const char *instance_id)
+int lk_kafka_conf_set_manual_consumer(rd_kafka_conf_t *conf, const char *group)
 {
     if (lk_kafka_conf_set(conf, "group.id", group) != 0 ||
-        lk_kafka_conf_set(conf, "group.instance.id", instance_id) != 0 ||
         lk_kafka_conf_set(conf, "session.timeout.ms", "6000") != 0 ||
         lk_kafka_conf_set(conf, "enable.auto.commit", "false") != 0 ||
         lk_kafka_conf_set(conf, "enable.auto.offset.store", "false") != 0 ||
@@ -94,7 +92,7 @@ rd_kafka_t *lk_kafka_consumer_new(const lk_config *cfg, const char *role, const 
                                   void *opaque)
 {
     rd_kafka_conf_t *conf = lk_kafka_conf_new(cfg, role);
-    if (conf == NULL || lk_kafka_conf_set_manual_consumer(conf, group, cfg->instance_id) != 0) {
+    if (conf == NULL || lk_kafka_conf_set_manual_consumer(conf, group) != 0) {
         if (conf != NULL)
             rd_kafka_conf_destroy(conf);
         return NULL;

@@ -26,15 +26,14 @@ int lk_kafka_conf_set_reliable_producer(rd_kafka_conf_t *conf);
 /* Sets the properties of a consumer in `group` that never commits or stores
  * offsets by itself and reads only committed transactional messages.
  *
- * The member is static, named `instance_id`: a member restarted under the
- * same name takes its partitions back at once instead of waiting for the
- * group to give up on its previous life, and a stopped member's partitions
- * move to the others after a short session timeout. */
-int lk_kafka_conf_set_manual_consumer(rd_kafka_conf_t *conf, const char *group,
-                                      const char *instance_id);
+ * The session timeout is short, so that the partitions of a member that
+ * died move to the others within seconds. (Static membership would spare
+ * even that wait, but a broker restart can leave a static member fenced by
+ * its own earlier life, a fatal error.) */
+int lk_kafka_conf_set_manual_consumer(rd_kafka_conf_t *conf, const char *group);
 
 /* Creates a consumer in `group`, set up as lk_kafka_conf_set_manual_consumer
- * does and named by cfg->instance_id, whose rebalances call `on_rebalance`
+ * does, whose rebalances call `on_rebalance`
  * with `opaque`, its events served by rd_kafka_consumer_poll(), and
  * subscribes it to `topic`. Returns the handle, which the caller closes and
  * destroys, or NULL after logging why. */

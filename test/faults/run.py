@@ -7,6 +7,7 @@ requests.
 
     test/faults/run.py              every fault, three times each
     test/faults/run.py --quick      every fault once, for make test
+    test/faults/run.py --only kafka the faults whose name has "kafka"
 
 It runs its own stack (ports apart, data under run/faults) and stops it at
 the end. One line per fault: "ok - faults: ..." or "not ok - faults: ...".
@@ -347,7 +348,7 @@ class Suite:
         return ("stopped and started x%d; %d requests answered 503 with Retry-After, "
                 "the slowest in %.1f s" % (self.rounds, len(answers), slowest))
 
-    def run(self, posts_count, users, threads, rate):
+    def run(self, posts_count, users, threads, rate, only=None):
         self.start_stack()
         posts = self.make_posts(posts_count)
         traffic = Traffic(posts, range(5_000_001, 5_000_001 + users), threads, rate)
@@ -362,6 +363,8 @@ class Suite:
             ("postgres restarted", self.postgres_restart),
             ("kafka restarted", lambda: self.kafka_restart(traffic)),
         ]
+        if only:
+            faults = [fault for fault in faults if only in fault[0]]
         try:
             for label, inject in faults:
                 try:
@@ -382,12 +385,14 @@ class Suite:
 def main():
     parser = argparse.ArgumentParser(description="the fault suite")
     parser.add_argument("--quick", action="store_true", help="each fault once, less traffic")
+    parser.add_argument("--only", metavar="WORD", help="only the faults whose name has WORD")
     args = parser.parse_args()
 
     rounds = 1 if args.quick else 3
     suite = Suite(rounds)
     failed = suite.run(posts_count=6, users=400 if args.quick else 2000,
-                       threads=12 if args.quick else 24, rate=150 if args.quick else 300)
+                       threads=12 if args.quick else 24, rate=150 if args.quick else 300,
+                       only=args.only)
     return 1 if failed else 0
 
 

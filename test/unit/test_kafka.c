@@ -271,14 +271,14 @@ static void test_reliable_producer(void)
 static void test_manual_consumer(void)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int rc = lk_kafka_conf_set_manual_consumer(conf, "likes-aggregator", "host-1");
+    int rc = lk_kafka_conf_set_manual_consumer(conf, "likes-aggregator");
 
     /* auto.offset.reset=earliest reads back as its older name, smallest. */
     static const setting expected[] = {
-        {"group.id", "likes-aggregator"},      {"group.instance.id", "host-1"},
-        {"session.timeout.ms", "6000"},        {"enable.auto.commit", "false"},
-        {"enable.auto.offset.store", "false"}, {"isolation.level", "read_committed"},
-        {"auto.offset.reset", "smallest"},     {"enable.partition.eof", "false"},
+        {"group.id", "likes-aggregator"},      {"session.timeout.ms", "6000"},
+        {"enable.auto.commit", "false"},       {"enable.auto.offset.store", "false"},
+        {"isolation.level", "read_committed"}, {"auto.offset.reset", "smallest"},
+        {"enable.partition.eof", "false"},
     };
     if (rc == 0)
         expect_settings(conf, expected, sizeof(expected) / sizeof(expected[0]));
