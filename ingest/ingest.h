@@ -3,8 +3,9 @@
  *
  * One libmicrohttpd thread runs every handler; everything declared here is
  * called on that thread only, unless its comment says otherwise. The Kafka
- * delivery reports arrive on a poller thread of likes.c, which touches a
- * request only through the hand-over described there.
+ * delivery reports arrive on a poller thread of likes.c, and uploads are
+ * decoded by the workers of image_pool.c; each touches a request only
+ * through the hand-over described there.
  */
 #ifndef INGEST_INGEST_H
 #define INGEST_INGEST_H
@@ -31,6 +32,8 @@ typedef struct ingest_producer ingest_producer;
 typedef struct ingest_post_set ingest_post_set;
 typedef struct ingest_streams ingest_streams;
 typedef struct ingest_stream_feed ingest_stream_feed;
+typedef struct ingest_image_pool ingest_image_pool;
+typedef struct ingest_image_job ingest_image_job;
 
 /* What every handler shares. Built by main() before the daemon starts and
  * released after it has stopped. */
@@ -41,7 +44,9 @@ typedef struct ingest_app {
     ingest_producer *producer;
     ingest_post_set *known_posts;
     ingest_streams *streams;
+    ingest_image_pool *images;
     uint64_t next_request_id;
+    int uploads_receiving; /* bodies of POST /v1/posts being read now */
 } ingest_app;
 
 typedef struct ingest_route ingest_route;
@@ -178,8 +183,12 @@ typedef struct ingest_upload {
     int image_parts;
     char caption[INGEST_CAPTION_MAX_BYTES + 1]; /* NUL-terminated */
     size_t caption_len;
+    int receiving;         /* counted in app->uploads_receiving */
+    ingest_image_job *job; /* once the whole body is in */
 } ingest_upload;
 
+/* Refuses with 503 when cfg.max_concurrent_uploads bodies are being read
+ * already, before this one is. */
 int ingest_upload_begin(ingest_request *req);
 void ingest_upload_take(ingest_request *req, const char *data, size_t size);
 
@@ -254,7 +263,8 @@ typedef enum ingest_media_status {
     INGEST_MEDIA_OK = 0,
     INGEST_MEDIA_FAILED = -1,   /* our side: memory, disk */
     INGEST_MEDIA_NOT_IMAGE = 1, /* unreadable, truncated, or a refused format */
-    INGEST_MEDIA_TOO_LARGE = 2, /* more pixels than cfg.max_image_pixels */
+    INGEST_MEDIA_TOO_LARGE = 2, /* more pixels, pages or scans than accepted */
+    INGEST_MEDIA_CANCELLED = 3, /* not decoded: the service is stopping */
 } ingest_media_status;
 
 /* 64 hex digits, a dot, an extension of up to 4 letters, NUL. */
@@ -274,11 +284,58 @@ void ingest_media_shutdown(void);
 
 /* Decodes the uploaded bytes, writes the display image and the thumbnail
  * into cfg.media_dir, and fills `out`. The reason for anything but
- * INGEST_MEDIA_OK is in `err`. */
+ * INGEST_MEDIA_OK is in `err`. Any thread may call it; it takes seconds on
+ * some valid images, so the HTTP thread never does. */
 ingest_media_status ingest_media_store(const lk_config *cfg, const char *data, size_t len,
                                        ingest_media *out, char *err, size_t errlen);
 
 enum MHD_Result ingest_media_get(ingest_request *req);
+
+/* image_cost.c */
+
+/* Refuses, before any loader runs, an image whose structure would cost
+ * libvips far more than its pixel count says: a JPEG of more than 100
+ * scans, a TIFF of more than 1000 pages. Returns INGEST_MEDIA_OK or
+ * INGEST_MEDIA_TOO_LARGE with the reason in `err`. Any thread. */
+ingest_media_status ingest_image_check_cost(const char *data, size_t len, char *err, size_t errlen);
+
+/* image_pool.c: uploads decoded by worker threads */
+
+/* Starts the workers, which call ingest_media_store with `cfg`; `cfg` must
+ * outlive the pool. Returns NULL with the reason in `err`. */
+ingest_image_pool *ingest_image_pool_new(const lk_config *cfg, char *err, size_t errlen);
+
+/* Queues `image` for decoding on behalf of the request on `conn`. On
+ * success the job owns `image`, `*job` is the request's reference, and the
+ * caller suspends `conn` and calls ingest_image_job_wait. Returns 0, or -1
+ * with the reason in `err` when the pool is full or closing (a 503);
+ * `image` then stays the caller's. */
+int ingest_image_pool_submit(ingest_image_pool *pool, struct MHD_Connection *conn,
+                             uint64_t request_id, char *image, size_t image_len,
+                             ingest_image_job **job, char *err, size_t errlen);
+
+/* Call right after MHD_suspend_connection: the connection is resumed when
+ * the job ends, or at once if it has ended already. */
+void ingest_image_job_wait(ingest_image_job *job);
+
+/* The outcome, once the connection has been resumed: the status of
+ * ingest_media_store, or INGEST_MEDIA_CANCELLED, with the reason in
+ * `reason` and the files in `media` for INGEST_MEDIA_OK. */
+ingest_media_status ingest_image_job_outcome(ingest_image_job *job, ingest_media *media,
+                                             char *reason, size_t reasonlen);
+
+/* Lets go of the request's reference; NULL is ignored. */
+void ingest_image_job_release(ingest_image_job *job);
+
+/* Takes no more jobs, cancels those waiting, gives those running up to
+ * `grace_ms`, then cancels them too: every suspended upload is resumed.
+ * Call from main() after MHD_quiesce_daemon, before MHD_stop_daemon. */
+void ingest_image_pool_close(ingest_image_pool *pool, int grace_ms);
+
+/* Stops the workers and frees the pool. Returns 0, or -1 when a worker
+ * was still decoding after `wait_ms`: the pool is then left to it, and
+ * libvips must not be shut down. Call after MHD_stop_daemon. */
+int ingest_image_pool_free(ingest_image_pool *pool, int wait_ms);
 
 /* app_files.c: the built web app in cfg.app_dir, at / */
 

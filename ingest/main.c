@@ -19,6 +19,8 @@
 #define PG_STATEMENT_TIMEOUT_MS 2000
 #define REDIS_TIMEOUT_MS        200
 #define STREAM_CLOSE_GRACE_MS   2000
+#define IMAGE_CLOSE_GRACE_MS    3000
+#define IMAGE_WORKERS_WAIT_MS   2000
 
 /* Descriptors beyond the connections: the listener, Kafka, Redis,
  * PostgreSQL, media files being served, libvips. */
@@ -57,6 +59,9 @@ static int app_open(ingest_app *app, char *err, size_t errlen)
 
     if (ingest_media_init(&app->cfg, err, errlen) != 0)
         return -1;
+    app->images = ingest_image_pool_new(&app->cfg, err, errlen);
+    if (app->images == NULL)
+        return -1;
 
     app->pg = lk_pg_new(app->cfg.pg_dsn);
     app->redis = lk_redis_new(app->cfg.redis_host, app->cfg.redis_port, REDIS_TIMEOUT_MS);
@@ -87,12 +92,16 @@ static void app_close(ingest_app *app)
     ingest_post_set_free(app->known_posts);
     lk_redis_free(app->redis);
     lk_pg_free(app->pg);
-    ingest_media_shutdown();
+
+    /* libvips cannot be shut down under a worker still inside it. */
+    if (ingest_image_pool_free(app->images, IMAGE_WORKERS_WAIT_MS) == 0)
+        ingest_media_shutdown();
 }
 
-/* Live count streams end; requests already in are answered; a like in
- * flight gets its delivery report (or a 503) before the daemon goes.
- * libmicrohttpd must not be stopped with a connection still suspended. */
+/* Live count streams end; requests already in are answered; an upload
+ * being decoded gets its answer (or a 503) and a like in flight its
+ * delivery report (or a 503) before the daemon goes. libmicrohttpd must
+ * not be stopped with a connection still suspended. */
 static void stop_serving(ingest_app *app, struct MHD_Daemon *daemon)
 {
     MHD_socket listener = MHD_quiesce_daemon(daemon);
@@ -100,6 +109,7 @@ static void stop_serving(ingest_app *app, struct MHD_Daemon *daemon)
         close(listener);
 
     ingest_streams_close_all(app->streams, STREAM_CLOSE_GRACE_MS);
+    ingest_image_pool_close(app->images, IMAGE_CLOSE_GRACE_MS);
     int undelivered = ingest_producer_drain(app->producer, FLUSH_TIMEOUT_MS);
     MHD_stop_daemon(daemon);
     lk_log_info("http stopped, %d like events left undelivered", undelivered);

@@ -5,8 +5,9 @@
  *
  * Uploads are hostile until proven otherwise: only the loaders libvips
  * trusts with untrusted input run, only common photo formats are taken,
+ * the cost of JPEG scans and TIFF pages is judged first (image_cost.c),
  * and the pixel count is checked from the header before any pixel is
- * decoded.
+ * decoded. Storing runs on the workers of image_pool.c.
  */
 #include "ingest.h"
 
@@ -308,7 +309,11 @@ ingest_media_status ingest_media_store(const lk_config *cfg, const char *data, s
                                        ingest_media *out, char *err, size_t errlen)
 {
     VipsImage *display = NULL;
-    ingest_media_status status = check_header(data, len, cfg->max_image_pixels, err, errlen);
+    ingest_media_status status = ingest_image_check_cost(data, len, err, errlen);
+    if (status != INGEST_MEDIA_OK)
+        goto done;
+
+    status = check_header(data, len, cfg->max_image_pixels, err, errlen);
     if (status != INGEST_MEDIA_OK)
         goto done;
 

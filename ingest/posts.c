@@ -1,7 +1,10 @@
 /*
- * Posts: POST /v1/posts stores the images and inserts the row,
- * GET /v1/posts/{id} reads it back with its likes, the feed reads pages of
- * them, and the likes ask here whether a post exists.
+ * Posts: POST /v1/posts has the images stored by a worker of image_pool.c
+ * and inserts the row, GET /v1/posts/{id} reads it back with its likes, the
+ * feed reads pages of them, and the likes ask here whether a post exists.
+ *
+ * The insert stays on the HTTP thread, after the resume: the PostgreSQL
+ * connection of the app is not shared between threads.
  */
 #include "ingest.h"
 
@@ -172,6 +175,8 @@ static enum MHD_Result reply_media_refused(ingest_request *req, ingest_media_sta
 {
     if (status == INGEST_MEDIA_FAILED)
         return ingest_reply_internal(req, "storing the images failed (%s)", why);
+    if (status == INGEST_MEDIA_CANCELLED)
+        return ingest_reply_unavailable(req, "upload not stored: %s", why);
 
     lk_log_info("request %" PRIu64 ": upload refused: %s", req->id, why);
     if (status == INGEST_MEDIA_TOO_LARGE)
@@ -209,18 +214,42 @@ static enum MHD_Result insert_post(ingest_request *req, const ingest_upload *upl
     return ingest_reply_json(req, MHD_HTTP_CREATED, doc);
 }
 
-enum MHD_Result ingest_posts_create(ingest_request *req)
+/* Hands the image to a worker and suspends the connection until its
+ * files are written (or it is refused). */
+static enum MHD_Result start_decoding(ingest_request *req, ingest_upload *upload)
 {
-    ingest_upload *upload = ingest_upload_finish_or_reply(req);
-    if (upload == NULL)
-        return req->status != 0 ? MHD_YES : MHD_NO;
+    char err[256];
+    if (ingest_image_pool_submit(req->app->images, req->conn, req->id, upload->image,
+                                 upload->image_len, &upload->job, err, sizeof(err)) != 0)
+        return ingest_reply_unavailable(req, "%s", err);
 
+    upload->image = NULL; /* the job's now */
+    upload->image_len = 0;
+    upload->image_cap = 0;
+
+    MHD_suspend_connection(req->conn);
+    ingest_image_job_wait(upload->job);
+    return MHD_YES;
+}
+
+/* Called again after the resume: the worker is done with the image. */
+static enum MHD_Result answer_decoded(ingest_request *req, ingest_upload *upload)
+{
     ingest_media media;
     char why[512];
-    ingest_media_status status = ingest_media_store(&req->app->cfg, upload->image,
-                                                    upload->image_len, &media, why, sizeof(why));
+    ingest_media_status status = ingest_image_job_outcome(upload->job, &media, why, sizeof(why));
     if (status != INGEST_MEDIA_OK)
         return reply_media_refused(req, status, why);
-
     return insert_post(req, upload, &media);
+}
+
+enum MHD_Result ingest_posts_create(ingest_request *req)
+{
+    ingest_upload *upload = req->state;
+    if (upload->job != NULL)
+        return answer_decoded(req, upload);
+
+    if (ingest_upload_finish_or_reply(req) == NULL)
+        return req->status != 0 ? MHD_YES : MHD_NO;
+    return start_decoding(req, upload);
 }

@@ -14,11 +14,22 @@
 
 #define FIRST_IMAGE_CAPACITY (256 * 1024)
 
+/* The body is in, or will never be: the slot goes to the next upload. */
+static void stop_receiving(ingest_upload *upload)
+{
+    if (!upload->receiving)
+        return;
+    upload->receiving = 0;
+    upload->req->app->uploads_receiving--;
+}
+
 static void upload_free(void *state)
 {
     ingest_upload *upload = state;
+    stop_receiving(upload);
     if (upload->processor != NULL)
         MHD_destroy_post_processor(upload->processor);
+    ingest_image_job_release(upload->job);
     free(upload->image);
     free(upload);
 }
@@ -113,12 +124,22 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *
 
 int ingest_upload_begin(ingest_request *req)
 {
+    /* Every body being read may grow to max_upload_bytes in memory. */
+    ingest_app *app = req->app;
+    if (app->uploads_receiving >= app->cfg.max_concurrent_uploads) {
+        ingest_reply_unavailable(req, "%d uploads are being received already, the most taken",
+                                 app->uploads_receiving);
+        return -1;
+    }
+
     ingest_upload *upload = calloc(1, sizeof(*upload));
     if (upload == NULL) {
         ingest_reply_internal(req, "no memory for an upload");
         return -1;
     }
     upload->req = req;
+    upload->receiving = 1;
+    app->uploads_receiving++;
     req->state = upload;
     req->free_state = upload_free;
 
@@ -193,6 +214,7 @@ static int is_utf8_text(const unsigned char *text, size_t len)
 ingest_upload *ingest_upload_finish_or_reply(ingest_request *req)
 {
     ingest_upload *upload = req->state;
+    stop_receiving(upload);
 
     enum MHD_Result complete = MHD_destroy_post_processor(upload->processor);
     upload->processor = NULL;

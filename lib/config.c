@@ -118,6 +118,9 @@ static int load_numbers(lk_config *cfg, char *err, size_t errlen)
     if (read_integer("LIKES_MAX_IMAGE_PIXELS", 40000000, 1, INT64_C(1) << 40,
                      &cfg->max_image_pixels, err, errlen) != 0)
         return -1;
+    if (read_int("LIKES_MAX_CONCURRENT_UPLOADS", 8, 1, 10000, &cfg->max_concurrent_uploads, err,
+                 errlen) != 0)
+        return -1;
     return 0;
 }
 

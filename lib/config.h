@@ -25,6 +25,8 @@
  *                             members running at once
  *   LIKES_MAX_UPLOAD_BYTES    20971520
  *   LIKES_MAX_IMAGE_PIXELS    40000000
+ *   LIKES_MAX_CONCURRENT_UPLOADS 8  uploads whose bodies are being received
+ *                             at once; the next one is answered 503
  *   LIKES_HTTP_MAX_CONNECTIONS 16000
  *   LIKES_CORS_ORIGINS        (empty: no CORS headers) the origins whose
  *                             browser pages may call the API, exact and
@@ -63,6 +65,7 @@ typedef struct lk_config {
     int window_ms;
     int64_t max_upload_bytes;
     int64_t max_image_pixels;
+    int max_concurrent_uploads;
 } lk_config;
 
 /* Fills `cfg` from the environment. Returns 0, or -1 with a message naming

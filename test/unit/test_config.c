@@ -16,7 +16,7 @@ static const char *const variables[] = {
     "LIKES_INSTANCE_ID",   "LIKES_REDIS_HOST",       "LIKES_REDIS_PORT",
     "LIKES_PG_DSN",        "LIKES_TOKEN_SECRET",     "LIKES_MEDIA_DIR",
     "LIKES_WINDOW_MS",     "LIKES_MAX_UPLOAD_BYTES", "LIKES_MAX_IMAGE_PIXELS",
-    "LIKES_CORS_ORIGINS",  "LIKES_APP_DIR",
+    "LIKES_CORS_ORIGINS",  "LIKES_APP_DIR",          "LIKES_MAX_CONCURRENT_UPLOADS",
 };
 
 /* 32 characters: the shortest secret accepted. */
@@ -54,6 +54,7 @@ static void test_defaults(void)
     CHECK_INT_EQ(200, cfg.window_ms);
     CHECK_INT_EQ(20971520, cfg.max_upload_bytes);
     CHECK_INT_EQ(40000000, cfg.max_image_pixels);
+    CHECK_INT_EQ(8, cfg.max_concurrent_uploads);
     CHECK_STR_EQ("", cfg.cors_origins);
 }
 
@@ -91,6 +92,7 @@ static void test_overrides(void)
     setenv("LIKES_WINDOW_MS", "60000", 1);
     setenv("LIKES_MAX_UPLOAD_BYTES", "4294967296", 1);
     setenv("LIKES_MAX_IMAGE_PIXELS", "1099511627776", 1);
+    setenv("LIKES_MAX_CONCURRENT_UPLOADS", "10000", 1);
     setenv("LIKES_CORS_ORIGINS", "https://app.example", 1);
 
     lk_config cfg;
@@ -118,6 +120,7 @@ static void test_overrides(void)
     CHECK_INT_EQ(60000, cfg.window_ms);
     CHECK_INT_EQ(INT64_C(4294967296), cfg.max_upload_bytes);
     CHECK_INT_EQ(INT64_C(1099511627776), cfg.max_image_pixels);
+    CHECK_INT_EQ(10000, cfg.max_concurrent_uploads);
     CHECK_STR_EQ("https://app.example", cfg.cors_origins);
 }
 
@@ -145,6 +148,7 @@ static void test_range_bounds_accepted(void)
     setenv("LIKES_WINDOW_MS", "1", 1);
     setenv("LIKES_MAX_UPLOAD_BYTES", "1024", 1);
     setenv("LIKES_MAX_IMAGE_PIXELS", "1", 1);
+    setenv("LIKES_MAX_CONCURRENT_UPLOADS", "1", 1);
 
     lk_config cfg;
     char err[256] = "";
@@ -157,6 +161,7 @@ static void test_range_bounds_accepted(void)
     CHECK_INT_EQ(1, cfg.window_ms);
     CHECK_INT_EQ(1024, cfg.max_upload_bytes);
     CHECK_INT_EQ(1, cfg.max_image_pixels);
+    CHECK_INT_EQ(1, cfg.max_concurrent_uploads);
 }
 
 typedef struct bad_value {
@@ -199,6 +204,10 @@ static void test_invalid_numbers(void)
          "LIKES_MAX_UPLOAD_BYTES must be an integer from 1024 to 4294967296, not \"4294967297\""},
         {"LIKES_MAX_UPLOAD_BYTES", "20M",
          "LIKES_MAX_UPLOAD_BYTES must be an integer from 1024 to 4294967296, not \"20M\""},
+        {"LIKES_MAX_CONCURRENT_UPLOADS", "0",
+         "LIKES_MAX_CONCURRENT_UPLOADS must be an integer from 1 to 10000, not \"0\""},
+        {"LIKES_MAX_CONCURRENT_UPLOADS", "10001",
+         "LIKES_MAX_CONCURRENT_UPLOADS must be an integer from 1 to 10000, not \"10001\""},
         {"LIKES_MAX_IMAGE_PIXELS", "0",
          "LIKES_MAX_IMAGE_PIXELS must be an integer from 1 to 1099511627776, not \"0\""},
         {"LIKES_MAX_IMAGE_PIXELS", "1099511627777",
