@@ -460,10 +460,13 @@ enum MHD_Result ingest_media_get(ingest_request *req)
     if (content_type == NULL)
         return ingest_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no such media file");
 
+    /* Only a regular file of the media directory is served: not a
+     * symbolic link (ELOOP), and not a FIFO or device, which O_NONBLOCK
+     * keeps from blocking this thread in open (ENXIO for a socket). */
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", req->app->cfg.media_dir, req->path_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT)
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENXIO))
         return ingest_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no such media file");
     if (fd < 0)
         return ingest_reply_internal(req, "opening %s failed: %s", path, strerror(errno));
