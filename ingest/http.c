@@ -84,9 +84,11 @@ enum MHD_Result ingest_reply_response(ingest_request *req, unsigned status,
                      req->id, status);
         return MHD_NO;
     }
-    if (ingest_cors_add_headers(req, response) != 0) {
+    if (ingest_cors_add_headers(req, response) != 0 ||
+        (req->close_connection &&
+         MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)) {
         MHD_destroy_response(response);
-        lk_log_error("request %" PRIu64 ": no memory for the CORS headers of the %u answer, "
+        lk_log_error("request %" PRIu64 ": no memory for the headers of the %u answer, "
                      "closing the connection",
                      req->id, status);
         return MHD_NO;
@@ -314,6 +316,144 @@ static const char *header_value(ingest_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+/* The methods of RFC 9110, and PATCH: on a known path, one that no route
+ * takes is a 405. Any other (FOO, or "get": methods are case-sensitive)
+ * is implemented nowhere. */
+static const char *const known_methods[] = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+};
+
+static int check_method_or_reply(ingest_request *req, const char *method)
+{
+    for (size_t i = 0; i < sizeof(known_methods) / sizeof(known_methods[0]); i++) {
+        if (strcmp(method, known_methods[i]) == 0)
+            return 0;
+    }
+    ingest_reply_error(req, MHD_HTTP_NOT_IMPLEMENTED, "not_implemented",
+                       "this server does not implement that method");
+    return -1;
+}
+
+/* What the headers say about the request's framing and its host.
+ * libmicrohttpd looks at the first Content-Length only, and at
+ * Transfer-Encoding before it. */
+typedef struct header_census {
+    int hosts;
+    int lengths;
+    int lengths_differ;
+    const char *first_length;
+    int encodings;
+    const char *encoding;
+} header_census;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    header_census *census = cls;
+    value = value != NULL ? value : "";
+
+    if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        census->hosts++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (census->lengths++ == 0)
+            census->first_length = value;
+        else if (strcmp(value, census->first_length) != 0)
+            census->lengths_differ = 1;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        census->encodings++;
+        census->encoding = value;
+    }
+    return MHD_YES;
+}
+
+/* Refuses a request whose body could end in two places, where a proxy in
+ * front may see a different request than this server does. Nothing after
+ * such a body can be trusted to start a request, so the connection closes. */
+static int check_framing_or_reply(ingest_request *req, const header_census *census)
+{
+    unsigned status = MHD_HTTP_BAD_REQUEST;
+    const char *code = "invalid_field";
+    const char *problem = NULL;
+
+    if (census->lengths_differ)
+        problem = "the Content-Length headers disagree";
+    else if (census->lengths > 0 && census->encodings > 0)
+        problem = "a request takes Content-Length or Transfer-Encoding, not both";
+    else if (census->encodings > 1)
+        problem = "more than one Transfer-Encoding header";
+    else if (census->encodings == 1 && strcasecmp(census->encoding, "chunked") != 0) {
+        status = MHD_HTTP_NOT_IMPLEMENTED;
+        code = "not_implemented";
+        problem = "chunked is the only transfer coding implemented";
+    }
+    if (problem == NULL)
+        return 0;
+
+    req->close_connection = 1;
+    ingest_reply_error(req, status, code, problem);
+    return -1;
+}
+
+static int check_headers_or_reply(ingest_request *req, const char *version)
+{
+    header_census census = {0};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_header, &census);
+    if (check_framing_or_reply(req, &census) != 0)
+        return -1;
+
+    if (census.hosts > 1) {
+        ingest_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_field", "more than one Host header");
+        return -1;
+    }
+    if (census.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
+        ingest_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_field",
+                           "an HTTP/1.1 request needs a Host header");
+        return -1;
+    }
+    return 0;
+}
+
+/* What %-decoding would hide: libmicrohttpd decodes the target in place
+ * before any handler sees it, so that a %00 cuts it short ("/healthz%00x"
+ * would be /healthz) and a %2F turns into a separator of segments. */
+enum {
+    TARGET_PATH_NUL = 1 << 0,
+    TARGET_PATH_SLASH = 1 << 1,
+    TARGET_QUERY_NUL = 1 << 2,
+};
+
+static unsigned inspect_target(const char *target)
+{
+    if (target == NULL)
+        return 0;
+
+    unsigned flags = 0;
+    size_t path_len = strcspn(target, "?");
+    for (const char *p = strchr(target, '%'); p != NULL; p = strchr(p + 1, '%')) {
+        int in_path = (size_t)(p - target) < path_len;
+        if (p[1] == '0' && p[2] == '0')
+            flags |= in_path ? TARGET_PATH_NUL : TARGET_QUERY_NUL;
+        else if (in_path && p[1] == '2' && (p[2] == 'f' || p[2] == 'F'))
+            flags |= TARGET_PATH_SLASH;
+    }
+    return flags;
+}
+
+static int check_target_or_reply(ingest_request *req)
+{
+    if (req->target_flags & (TARGET_PATH_NUL | TARGET_PATH_SLASH)) {
+        ingest_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+        return -1;
+    }
+    if (req->target_flags & TARGET_QUERY_NUL) {
+        ingest_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_field",
+                           "the query holds an encoded NUL (%00)");
+        return -1;
+    }
+    return 0;
+}
+
 static int authenticate_or_reply(ingest_request *req)
 {
     unsigned flags = req->route->flags;
@@ -350,7 +490,7 @@ static int authenticate_or_reply(ingest_request *req)
 int ingest_parse_positive_id(const char *text, int64_t *out)
 {
     size_t len = strlen(text);
-    if (len == 0 || len > 19 || strspn(text, "0123456789") != len)
+    if (len == 0 || len > 19 || text[0] == '0' || strspn(text, "0123456789") != len)
         return -1;
 
     uint64_t value = strtoull(text, NULL, 10);
@@ -434,36 +574,39 @@ static int check_body_or_reply(ingest_request *req)
 
 /* The request's life */
 
-static ingest_request *request_new(ingest_app *app, struct MHD_Connection *conn, const char *url,
-                                   const char *method)
+/* libmicrohttpd's first sight of a request, with its target as the client
+ * sent it, before decoding: the request starts here, and what this returns
+ * is where *con_cls starts. */
+static void *on_target(void *cls, const char *target, struct MHD_Connection *conn)
 {
+    ingest_app *app = cls;
     ingest_request *req = calloc(1, sizeof(*req));
-    if (req == NULL)
+    if (req == NULL) {
+        lk_log_error("no memory for a new request, closing its connection");
         return NULL;
+    }
 
     req->id = ++app->next_request_id;
     req->app = app;
     req->conn = conn;
-    snprintf(req->method, sizeof(req->method), "%s", method);
-    snprintf(req->path, sizeof(req->path), "%s", url);
+    req->target_flags = inspect_target(target);
     clock_gettime(CLOCK_MONOTONIC, &req->started);
     return req;
 }
 
 /* The first call, once the headers are in: every check that needs no body,
  * so that a refused request never has its body read. */
-static enum MHD_Result start_request(ingest_app *app, struct MHD_Connection *conn, const char *url,
-                                     const char *method, void **con_cls)
+static enum MHD_Result start_request(ingest_request *req, const char *url, const char *method,
+                                     const char *version)
 {
-    ingest_request *req = request_new(app, conn, url, method);
-    if (req == NULL) {
-        lk_log_error("no memory for a new request, closing its connection");
-        return MHD_NO;
-    }
-    *con_cls = req;
+    req->headers_checked = 1;
+    snprintf(req->method, sizeof(req->method), "%s", method);
+    snprintf(req->path, sizeof(req->path), "%s", url);
 
-    if (route_or_reply(req, url, method) != 0 || authenticate_or_reply(req) != 0 ||
-        parse_path_id_or_reply(req) != 0 || check_body_or_reply(req) != 0)
+    if (check_method_or_reply(req, method) != 0 || check_headers_or_reply(req, version) != 0 ||
+        check_target_or_reply(req) != 0 || route_or_reply(req, url, method) != 0 ||
+        authenticate_or_reply(req) != 0 || parse_path_id_or_reply(req) != 0 ||
+        check_body_or_reply(req) != 0)
         return req->status != 0 ? MHD_YES : MHD_NO;
 
     if (req->route->begin != NULL && req->route->begin(req) != 0)
@@ -526,11 +669,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
+    (void)cls;
+    (void)conn;
     ingest_request *req = *con_cls;
 
     if (req == NULL)
-        return start_request(cls, conn, url, method, con_cls);
+        return MHD_NO; /* on_target ran out of memory */
+    if (!req->headers_checked)
+        return start_request(req, url, method, version);
     if (*upload_data_size > 0)
         return take_body(req, upload_data, upload_data_size);
     return finish_request(req);
@@ -619,13 +765,13 @@ struct MHD_Daemon *ingest_http_start(ingest_app *app, char *err, size_t errlen)
         return NULL;
 
     /* The logger goes first, or earlier options log to stderr directly. */
-    struct MHD_Daemon *daemon =
-        MHD_start_daemon(flags, (uint16_t)app->cfg.http_port, NULL, NULL, on_request, app,
-                         MHD_OPTION_EXTERNAL_LOGGER, log_from_mhd, NULL, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-                         (unsigned int)app->cfg.http_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
-                         on_completed, app, MHD_OPTION_END);
+    struct MHD_Daemon *daemon = MHD_start_daemon(
+        flags, (uint16_t)app->cfg.http_port, NULL, NULL, on_request, app,
+        MHD_OPTION_EXTERNAL_LOGGER, log_from_mhd, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)app->cfg.http_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, app,
+        MHD_OPTION_URI_LOG_CALLBACK, on_target, app, MHD_OPTION_END);
     if (daemon == NULL)
         snprintf(err, errlen, "libmicrohttpd could not start on %s:%d", app->cfg.http_addr,
                  app->cfg.http_port);

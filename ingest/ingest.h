@@ -76,7 +76,10 @@ typedef struct ingest_request {
     const char *fail_code;
     char fail_message[200];
 
-    unsigned status; /* what was answered, for the access log */
+    unsigned status;       /* what was answered, for the access log */
+    int close_connection;  /* answer with Connection: close */
+    int headers_checked;   /* start_request has run */
+    unsigned target_flags; /* what the request target held before decoding */
 
     char preflight_methods[64]; /* of the path, for a CORS preflight */
 
@@ -151,7 +154,8 @@ void ingest_request_fail(ingest_request *req, unsigned status, const char *code,
 int ingest_json_add_string(json_object *obj, const char *key, const char *value);
 int ingest_json_add_int(json_object *obj, const char *key, int64_t value);
 
-/* Accepts 1 to 19 decimal digits whose value is positive and fits int64.
+/* Accepts 1 to 19 decimal digits without a leading zero whose value fits
+ * int64, so that an id has one spelling, as a token's user id has.
  * Returns 0 with the value in `out`, or -1. */
 int ingest_parse_positive_id(const char *text, int64_t *out);
 
