@@ -6,9 +6,13 @@ import base64
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
+import threading
+import time
 import urllib.parse
+import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from harness import check_equal, main, test  # noqa: E402
@@ -478,6 +482,284 @@ def likes_are_read_from_postgres_while_redis_is_down():
         check_equal([True, False], [p["liked_by_me"] for p in posts], "the liker's feed")
     finally:
         subprocess.run([stack, "start-redis"], check=True, capture_output=True)
+
+
+# Uploads decoded off the HTTP thread, and the limits around them
+
+def slow_png(extra_mib, side=16):
+    """A valid side x side grey PNG whose zlib stream runs on for
+    `extra_mib` MiB of zeros past its pixels: about 1 KB per MiB, which
+    libpng inflates to the end (about 2 s per GiB here), then accepts with
+    a warning. Each MiB is the same deflate block after a full flush, so
+    this takes a fraction of a second to build."""
+    rows = (b"\x00" + b"\x00" * side) * side
+    zeros = b"\x00" * (1 << 20)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    start = deflate.compress(rows) + deflate.flush(zlib.Z_FULL_FLUSH)
+    block = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
+    end = deflate.flush(zlib.Z_FINISH)
+    adler = zlib.adler32(rows)
+    for _ in range(extra_mib):
+        adler = zlib.adler32(zeros, adler)
+    stream = b"\x78\xda" + start + block * extra_mib + end + struct.pack(">I", adler)
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", stream) + chunk(b"IEND", b""))
+
+
+def read_answer(sock):
+    """Reads one answer from `sock`: its status, headers (names in lower
+    case) and body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("connection closed without an answer (%r)" % data[:200])
+        data += chunk
+    head, data = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict((name.strip().lower(), value.strip())
+                   for name, value in (line.split(":", 1) for line in lines[1:]))
+    length = int(headers.get("content-length", "0"))
+    while len(data) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return int(lines[0].split()[1]), headers, data[:length]
+
+
+def read_to_close(sock, wait=2):
+    """What the server sends until it closes the connection, or None when it
+    keeps it open for `wait` seconds."""
+    sock.settimeout(wait)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    except ConnectionResetError:
+        return data
+    except socket.timeout:
+        return None
+
+
+def raw_exchange(request):
+    """Sends `request` as it is on a new connection. Returns the status,
+    headers and JSON body of the answer, and what came after it until the
+    server closed the connection (None when it stayed open)."""
+    sock = socket.create_connection((lc.HTTP_HOST, lc.HTTP_PORT), timeout=10)
+    try:
+        sock.sendall(request)
+        status, headers, body = read_answer(sock)
+        return status, headers, json.loads(body) if body else None, read_to_close(sock)
+    finally:
+        sock.close()
+
+
+def send_upload(body, content_type):
+    """Sends a whole upload on a new connection, leaving its answer unread."""
+    sock = socket.create_connection((lc.HTTP_HOST, lc.HTTP_PORT), timeout=120)
+    sock.sendall(("POST /v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                  "Content-Type: %s\r\nContent-Length: %d\r\n\r\n"
+                  % (author["token"], content_type, len(body))).encode() + body)
+    return sock
+
+
+@test
+def health_and_likes_answer_while_a_slow_upload_is_decoded():
+    post_id = upload("horse.png").json()["id"]
+    liker = lc.mint_tokens([7_300_001])[7_300_001]
+    body, content_type = lc.multipart({}, "image", "slow.png", slow_png(1024), "image/png")
+    slow = {}
+
+    def post_slow_image():
+        slow_api = lc.Api(timeout=120)
+        started = time.monotonic()
+        slow["reply"] = slow_api.request("POST", "/v1/posts", body,
+                                         {"Content-Type": content_type}, author["token"])
+        slow["answered"] = time.monotonic()
+        slow["took"] = slow["answered"] - started
+        slow_api.close()
+
+    thread = threading.Thread(target=post_slow_image)
+    thread.start()
+    time.sleep(0.5)  # its megabyte is in by now, and being inflated
+    other = lc.Api()
+    started = time.monotonic()
+    health = other.request("GET", "/healthz")
+    health_answered = time.monotonic()
+    like = other.like(liker, post_id)
+    like_answered = time.monotonic()
+    thread.join()
+    other.close()
+
+    print("    /healthz answered in %.1f ms and a like in %.1f ms, beside an upload of %.2f s"
+          % ((health_answered - started) * 1e3, (like_answered - health_answered) * 1e3,
+             slow["took"]))
+    check_equal(200, health.status, "health status")
+    check_equal(202, like.status, "like status")
+    check_equal(201, slow["reply"].status, "status of the slow upload (%s)" % slow["reply"].body)
+    check_equal((16, 16), (slow["reply"].json()["width"], slow["reply"].json()["height"]),
+                "size of the slow upload")
+    check_equal(True, like_answered < slow["answered"],
+                "health and like answered before the slow upload")
+
+
+@test
+def uploads_past_the_ten_the_image_workers_hold_get_503():
+    # Two workers decode and eight uploads wait: the eleventh and the
+    # twelfth are refused once their bodies are in; the ten are stored.
+    body, content_type = lc.multipart({}, "image", "slow.png", slow_png(768), "image/png")
+    sockets = []
+    try:
+        for _ in range(12):
+            sockets.append(send_upload(body, content_type))
+            time.sleep(0.02)
+        answers = [read_answer(sock) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+    check_equal([201] * 10 + [503] * 2, sorted(status for status, _, _ in answers),
+                "statuses of twelve slow uploads at once")
+    for status, headers, body in answers:
+        if status == 503:
+            check_equal(("unavailable", "1"), (json.loads(body)["error"],
+                                               headers.get("retry-after")), "a refusal")
+
+
+@test
+def uploads_past_the_concurrent_limit_get_503_before_their_body_is_read():
+    head = ("POST /v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            "Content-Type: multipart/form-data; boundary=held\r\nContent-Length: %d\r\n\r\n"
+            % (author["token"], 1 << 20)).encode()
+    holders = []
+    try:
+        # LIKES_MAX_CONCURRENT_UPLOADS is 8: eight bodies stay unfinished.
+        for _ in range(8):
+            sock = socket.create_connection((lc.HTTP_HOST, lc.HTTP_PORT), timeout=10)
+            sock.sendall(head + b"--held\r\n" + b"x" * 1000)
+            holders.append(sock)
+        time.sleep(0.5)
+        sock = socket.create_connection((lc.HTTP_HOST, lc.HTTP_PORT), timeout=10)
+        try:
+            sock.sendall(head)  # and not one byte of its body
+            status, headers, body = read_answer(sock)
+        finally:
+            sock.close()
+        check_equal((503, "unavailable", "1"),
+                    (status, json.loads(body)["error"], headers.get("retry-after")),
+                    "the ninth upload")
+    finally:
+        for holder in holders:
+            holder.close()
+
+    # The slots come back as those connections go.
+    deadline = time.time() + 10
+    reply = upload("horse.png")
+    while reply.status == 503 and time.time() < deadline:
+        time.sleep(0.1)
+        reply = upload("horse.png")
+    check_equal(201, reply.status, "an upload once they are gone")
+
+
+@test
+def media_is_served_from_regular_files_only():
+    media_dir = os.environ["LIKES_MEDIA_DIR"]
+    post = upload("coffee.png").json()
+    stored = os.path.join(media_dir, post["image_url"].rsplit("/", 1)[1])
+    fifo = os.path.join(media_dir, "f" * 64 + ".jpg")
+    link = os.path.join(media_dir, "e" * 64 + ".jpg")
+    os.mkfifo(fifo)
+    os.symlink(stored, link)
+    quick = lc.Api(timeout=5)
+    try:
+        check_error(quick.request("GET", "/media/" + os.path.basename(fifo)), 404, "not_found")
+        check_error(quick.request("GET", "/media/" + os.path.basename(link)), 404, "not_found")
+        check_equal(200, quick.request("GET", post["image_url"]).status, "the file itself")
+    finally:
+        quick.close()
+        os.unlink(fifo)
+        os.unlink(link)
+
+
+@test
+def encoded_nul_and_slash_and_ids_with_leading_zeros_are_refused():
+    post = upload("coffee.png").json()
+    image_name = post["image_url"].rsplit("/", 1)[1]
+    token = author["token"]
+
+    check_error(api.request("GET", "/healthz%00junk"), 404, "not_found")
+    check_error(api.request("GET", "/media/%s%%00.png" % image_name), 404, "not_found")
+    check_error(api.request("PUT", "/v1/posts/%d%%2Flike" % post["id"], token=token), 404,
+                "not_found")
+    check_error(api.request("PUT", "/v1/posts/%d%%2flike" % post["id"], token=token), 404,
+                "not_found")
+    check_error(api.request("PUT", "/v1/posts/0%d/like" % post["id"], token=token), 400,
+                "invalid_field")
+    check_error(api.request("GET", "/v1/posts/00%d" % post["id"]), 400, "invalid_field")
+    check_error(api.request("GET", "/v1/posts?limit=5%00"), 400, "invalid_field")
+    check_error(api.request("GET", "/v1/stream?posts=0%d" % post["id"]), 400, "invalid_field")
+    check_equal(200, api.request("GET", "/media/" + image_name).status, "the image itself")
+
+
+@test
+def unknown_methods_get_501_and_ambiguous_framing_a_400_that_closes_the_connection():
+    for method in (b"FOO", b"get"):
+        status, _, body, _ = raw_exchange(method + b" /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        check_equal((501, "not_implemented"), (status, body["error"]), "status of %r" % method)
+
+    # Each would carry a second request, which must never be answered.
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    for framing in (b"Content-Length: 0\r\nContent-Length: %d\r\n" % len(smuggled),
+                    b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n" % len(smuggled),
+                    b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n"):
+        status, headers, body, after = raw_exchange(
+            b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + framing + b"\r\n" + smuggled)
+        check_equal((400, "invalid_field", "close", b""),
+                    (status, body["error"], headers.get("connection"), after),
+                    "status, error, Connection and what followed, for %r" % framing)
+    status, headers, body, after = raw_exchange(
+        b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: gzip\r\n\r\n" + smuggled)
+    check_equal((501, "not_implemented", "close", b""),
+                (status, body["error"], headers.get("connection"), after),
+                "an unknown transfer coding")
+
+    status, _, body, _ = raw_exchange(b"GET /healthz HTTP/1.1\r\n\r\n")
+    check_equal((400, "invalid_field"), (status, body["error"]), "HTTP/1.1 without Host")
+    status, _, body, _ = raw_exchange(b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    check_equal((400, "invalid_field"), (status, body["error"]), "two Host headers")
+    status, _, body, _ = raw_exchange(b"GET /healthz HTTP/1.0\r\n\r\n")
+    check_equal((200, "ok"), (status, body["status"]), "HTTP/1.0 without Host")
+
+
+@test
+def a_chunked_body_past_the_limit_is_cut_off_without_an_answer():
+    # libmicrohttpd 0.9.75 cannot answer before a body has ended: the
+    # README's table of errors says so.
+    sock = socket.create_connection((lc.HTTP_HOST, lc.HTTP_PORT), timeout=10)
+    try:
+        sock.sendall(b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        piece = b"4000\r\n" + b" " * 0x4000 + b"\r\n"
+        try:
+            for _ in range(5):  # 80 KiB, never ended
+                sock.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        check_equal(b"", read_to_close(sock, wait=10), "what the server sent before closing")
+    finally:
+        sock.close()
+    check_equal(200, api.request("GET", "/healthz").status, "health afterwards")
 
 
 if __name__ == "__main__":
