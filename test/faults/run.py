@@ -235,10 +235,20 @@ class Suite:
         return [api.create_post(author["token"], photo).json()["id"] for _ in range(count)]
 
     def stop_all(self):
+        """Stops every service with SIGTERM, as an operator would: each must
+        finish what it holds and exit 0."""
+        statuses = {}
         for service in [self.ingest] + self.aggregators + self.persisters:
             if service.running():
-                service.signal(signal.SIGTERM)
+                statuses[service.name] = service.signal(signal.SIGTERM)
         stack("stop")
+        unclean = {name: status for name, status in statuses.items() if status != 0}
+        if unclean:
+            self.failed += 1
+            print("not ok - faults: SIGTERM at the end: exit statuses %r" % unclean, flush=True)
+        else:
+            print("ok - faults: SIGTERM at the end: %s exited 0" % ", ".join(sorted(statuses)),
+                  flush=True)
 
     # --- checking ---
 
