@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "check.h"
 #include "config.h"
 #include "kafka.h"
@@ -18,50 +19,13 @@
 
 /* ---- stderr capture ---- */
 
-typedef struct capture {
-    int saved_stderr;
-    int read_end;
-} capture;
-
-static int capture_start(capture *cap)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    cap->saved_stderr = dup(STDERR_FILENO);
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[1]);
-    cap->read_end = fds[0];
-    return 0;
-}
-
 /* Restores stderr and keeps the lines written meanwhile in `out`, without
  * their time stamp (24 characters and a space). */
-static void capture_end(capture *cap, char *out, size_t outlen)
+static void capture_end_lines(capture *cap, char *out, size_t outlen)
 {
-    dup2(cap->saved_stderr, STDERR_FILENO);
-    close(cap->saved_stderr);
-
     char raw[8192];
-    size_t used = 0;
-    ssize_t got;
-    while (used < sizeof(raw) - 1 &&
-           (got = read(cap->read_end, raw + used, sizeof(raw) - 1 - used)) > 0)
-        used += (size_t)got;
-    raw[used] = '\0';
-    close(cap->read_end);
-
-    size_t kept = 0;
-    for (const char *line = raw; *line != '\0' && kept + 1 < outlen;) {
-        const char *newline = strchr(line, '\n');
-        size_t len = newline != NULL ? (size_t)(newline - line + 1) : strlen(line);
-        size_t skip = len > 25 ? 25 : len;
-        size_t keep = len - skip < outlen - 1 - kept ? len - skip : outlen - 1 - kept;
-        memcpy(out + kept, line + skip, keep);
-        kept += keep;
-        line += len;
-    }
-    out[kept] = '\0';
+    capture_end(cap, raw, sizeof(raw));
+    capture_strip_times(raw, out, outlen);
 }
 
 /* ---- murmur2 as Kafka's Java clients compute it ---- */
@@ -203,7 +167,7 @@ static void check_conf_set_refuses(rd_kafka_conf_t *conf)
     int bad_value = lk_kafka_conf_set(conf, "enable.idempotence", "sometimes");
     int good = lk_kafka_conf_set(conf, "linger.ms", "7");
     char lines[4096];
-    capture_end(&cap, lines, sizeof(lines));
+    capture_end_lines(&cap, lines, sizeof(lines));
 
     CHECK_INT_EQ(-1, unknown);
     CHECK_INT_EQ(-1, bad_value);

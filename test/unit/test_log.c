@@ -11,48 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "check.h"
 #include "log.h"
-
-typedef struct capture {
-    int saved_stderr;
-    int read_end;
-} capture;
-
-static int capture_start(capture *cap)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-
-    cap->saved_stderr = dup(STDERR_FILENO);
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[1]);
-    cap->read_end = fds[0];
-    return 0;
-}
-
-/* Restores stderr and returns what was written meanwhile, NUL-terminated
- * in `out` (at most outlen - 1 bytes kept). Returns the length kept. */
-static size_t capture_end(capture *cap, char *out, size_t outlen)
-{
-    dup2(cap->saved_stderr, STDERR_FILENO);
-    close(cap->saved_stderr);
-
-    size_t used = 0;
-    for (;;) {
-        char chunk[4096];
-        ssize_t got = read(cap->read_end, chunk, sizeof(chunk));
-        if (got <= 0)
-            break;
-        size_t keep = (size_t)got < outlen - 1 - used ? (size_t)got : outlen - 1 - used;
-        memcpy(out + used, chunk, keep);
-        used += keep;
-    }
-    out[used] = '\0';
-    close(cap->read_end);
-    return used;
-}
 
 static void init_with_level(const char *level)
 {

@@ -20,42 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "check.h"
 #include "log.h"
 #include "pg.h"
 
 /* ---- stderr capture, to count the state changes logged ---- */
-
-typedef struct capture {
-    int saved_stderr;
-    int read_end;
-} capture;
-
-static int capture_start(capture *cap)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    cap->saved_stderr = dup(STDERR_FILENO);
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[1]);
-    cap->read_end = fds[0];
-    return 0;
-}
-
-/* Restores stderr and returns in `raw` what was written meanwhile. */
-static void capture_end_raw(capture *cap, char *raw, size_t rawlen)
-{
-    dup2(cap->saved_stderr, STDERR_FILENO);
-    close(cap->saved_stderr);
-
-    size_t used = 0;
-    ssize_t got;
-    while (used < rawlen - 1 && (got = read(cap->read_end, raw + used, rawlen - 1 - used)) > 0)
-        used += (size_t)got;
-    raw[used] = '\0';
-    close(cap->read_end);
-}
 
 /* The first bytes of a line of lk_log: its time stamp with every digit
  * shown as d, a space, and the component with the pid. */
@@ -97,10 +67,10 @@ static void log_lines(const char *raw, char *out, size_t outlen)
     out[kept] = '\0';
 }
 
-static void capture_end(capture *cap, char *out, size_t outlen)
+static void capture_end_lines(capture *cap, char *out, size_t outlen)
 {
     char raw[8192];
-    capture_end_raw(cap, raw, sizeof(raw));
+    capture_end(cap, raw, sizeof(raw));
     log_lines(raw, out, outlen);
 }
 
@@ -330,7 +300,7 @@ static void check_dead_port(lk_pg *pg, int port)
     long long took = now_ms() - start;
 
     char lines[4096];
-    capture_end(&cap, lines, sizeof(lines));
+    capture_end_lines(&cap, lines, sizeof(lines));
 
     CHECK(first == NULL);
     CHECK(second == NULL);
@@ -367,7 +337,7 @@ static void check_silent_port(lk_pg *pg, int port)
     PGconn *conn = lk_pg_get(pg);
     long long took = now_ms() - start;
     char lines[4096];
-    capture_end(&cap, lines, sizeof(lines));
+    capture_end_lines(&cap, lines, sizeof(lines));
 
     CHECK(conn == NULL);
     /* connect_timeout=2 gives up after 2 s, not the minutes TCP would. */
@@ -408,7 +378,7 @@ static void check_exec_unreachable(lk_pg *pg)
     int rc = lk_pg_exec(pg, "INSERT INTO likes (user_id) VALUES ($1)", 1, params, err, sizeof(err));
     int broken = lk_pg_check_broken(pg);
     char lines[4096];
-    capture_end(&cap, lines, sizeof(lines));
+    capture_end_lines(&cap, lines, sizeof(lines));
 
     CHECK_INT_EQ(-1, rc);
     CHECK_STR_EQ("postgres unreachable", err);
@@ -528,7 +498,7 @@ static void check_reconnects_after_restart(lk_pg *pg, server *srv)
     int after = restarted == 0 ? lk_pg_exec(pg, "SELECT 1", 0, NULL, err, sizeof(err)) : -2;
 
     char lines[4096];
-    capture_end(&cap, lines, sizeof(lines));
+    capture_end_lines(&cap, lines, sizeof(lines));
 
     CHECK_INT_EQ(-1, on_dropped);
     CHECK(dropped_err[0] != '\0');
@@ -566,7 +536,7 @@ static void check_notices_logged(lk_pg *pg)
     int rc = lk_pg_exec(pg, "DO $$BEGIN RAISE NOTICE 'hello from the server'; END$$", 0, NULL, err,
                         sizeof(err));
     char raw[8192];
-    capture_end_raw(&cap, raw, sizeof(raw));
+    capture_end(&cap, raw, sizeof(raw));
 
     CHECK_INT_EQ(0, rc);
 

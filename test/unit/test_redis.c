@@ -19,17 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "check.h"
 #include "redis_server.h"
 #include "log.h"
 #include "redis.h"
-
-/* ---- stderr capture, to count the state changes logged ---- */
-
-typedef struct capture {
-    int saved_stderr;
-    int read_end;
-} capture;
 
 /* A failed connect spaces the next attempt by the first backoff step, 50 ms
  * with up to a quarter of jitter. */
@@ -37,48 +31,6 @@ static void wait_out_reconnect_backoff(void)
 {
     struct timespec pause = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
     nanosleep(&pause, NULL);
-}
-
-static int capture_start(capture *cap)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    cap->saved_stderr = dup(STDERR_FILENO);
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[1]);
-    cap->read_end = fds[0];
-    return 0;
-}
-
-static void capture_end(capture *cap, char *out, size_t outlen)
-{
-    dup2(cap->saved_stderr, STDERR_FILENO);
-    close(cap->saved_stderr);
-
-    size_t used = 0;
-    ssize_t got;
-    while (used < outlen - 1 && (got = read(cap->read_end, out + used, outlen - 1 - used)) > 0)
-        used += (size_t)got;
-    out[used] = '\0';
-    close(cap->read_end);
-}
-
-/* Writes the lines of `log` without their time stamp (24 characters and a
- * space), so that they compare exactly. */
-static void strip_times(const char *log, char *out, size_t outlen)
-{
-    size_t used = 0;
-    while (*log != '\0' && used + 1 < outlen) {
-        const char *newline = strchr(log, '\n');
-        size_t len = newline != NULL ? (size_t)(newline - log + 1) : strlen(log);
-        size_t skip = len > 25 ? 25 : len;
-        size_t keep = len - skip < outlen - 1 - used ? len - skip : outlen - 1 - used;
-        memcpy(out + used, log + skip, keep);
-        used += keep;
-        log += len;
-    }
-    out[used] = '\0';
 }
 
 static long long now_ms(void)
@@ -119,7 +71,7 @@ static void check_dead_port(lk_redis *redis, int port)
 
     char log[4096], lines[4096];
     capture_end(&cap, log, sizeof(log));
-    strip_times(log, lines, sizeof(lines));
+    capture_strip_times(log, lines, sizeof(lines));
 
     CHECK_INT_EQ(-1, first);
     CHECK_INT_EQ(-1, second);
@@ -241,7 +193,7 @@ static void check_error_reply(lk_redis *redis)
     int rc = lk_redis_get_count(redis, 5, &count);
     char log[4096], lines[4096];
     capture_end(&cap, log, sizeof(log));
-    strip_times(log, lines, sizeof(lines));
+    capture_strip_times(log, lines, sizeof(lines));
 
     CHECK_INT_EQ(-1, rc);
     CHECK_INT_EQ(42, count);
@@ -370,7 +322,7 @@ static void check_post_likes_wrong_types(lk_redis *redis)
     int wrong_users = lk_redis_get_post_likes(redis, post_six, 1, 7, counts, liked);
     char log[4096], lines[4096];
     capture_end(&cap, log, sizeof(log));
-    strip_times(log, lines, sizeof(lines));
+    capture_strip_times(log, lines, sizeof(lines));
 
     CHECK_INT_EQ(-1, wrong_count);
     CHECK_INT_EQ(-1, wrong_users);
@@ -446,7 +398,7 @@ static void check_recovers_when_server_starts(lk_redis *redis, server *srv)
 
     char log[4096], lines[4096];
     capture_end(&cap, log, sizeof(log));
-    strip_times(log, lines, sizeof(lines));
+    capture_strip_times(log, lines, sizeof(lines));
 
     CHECK_INT_EQ(-1, before);
     CHECK_INT_EQ(0, started);
@@ -512,7 +464,7 @@ static void check_reconnects_after_restart(lk_redis *redis, server *srv)
 
     char log[4096], lines[4096];
     capture_end(&cap, log, sizeof(log));
-    strip_times(log, lines, sizeof(lines));
+    capture_strip_times(log, lines, sizeof(lines));
 
     CHECK_INT_EQ(-1, on_dead_connection);
     CHECK_INT_EQ(-1, while_down);
@@ -573,7 +525,7 @@ static void check_broken_reconnects(lk_redis *redis, int port)
     int rc = lk_redis_get_count(redis, 8, &count);
     char log[4096], lines[4096];
     capture_end(&cap, log, sizeof(log));
-    strip_times(log, lines, sizeof(lines));
+    capture_strip_times(log, lines, sizeof(lines));
 
     CHECK_INT_EQ(0, rc);
     CHECK_INT_EQ(3, count);
