@@ -63,7 +63,7 @@ $(BUILD)/obj/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h) $(wildcard test/unit
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/test/unit/%.o: ALL_CFLAGS += -Iaggregator
+$(BUILD)/obj/test/unit/%.o: ALL_CFLAGS += -Iaggregator -Iingest
 
 $(BUILD)/bin/likes-ingest: $(call obj,$(INGEST_SRC)) $(LIB_OBJ)
 $(BUILD)/bin/likes-aggregator: $(call obj,$(AGGREGATOR_SRC)) $(LIB_OBJ)
@@ -77,6 +77,7 @@ $(BINS):
 
 # Unit tests of a process's own files link those files too.
 $(BUILD)/test/test_counts: $(BUILD)/obj/aggregator/counts.o
+$(BUILD)/test/test_form: $(BUILD)/obj/ingest/form.o
 
 $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -176,15 +176,51 @@ int ingest_cors_is_preflight(ingest_request *req, const char *methods);
 
 enum MHD_Result ingest_users_create(ingest_request *req);
 
+/* form.c: a strict reader of multipart/form-data, fed in pieces */
+
+typedef struct ingest_form ingest_form;
+
+/* Longest part name taken; a longer one makes the form malformed. */
+#define INGEST_FORM_NAME_MAX 256
+
+/* Called once per part, once its headers are read, with its name (quoted
+ * or not in the header, unquoted here). Returns 0, or -1 to stop reading. */
+typedef int (*ingest_form_part_fn)(void *cls, const char *name);
+
+/* Called with the pieces of the current part's value, in order, none
+ * empty. Returns 0, or -1 to stop reading. */
+typedef int (*ingest_form_data_fn)(void *cls, const char *data, size_t size);
+
+/* Reads the boundary (1 to 70 characters) from the Content-Type header
+ * `content_type`, which must be multipart/form-data. Returns the reader,
+ * which the caller frees with ingest_form_free, or NULL when there is no
+ * valid boundary or no memory. */
+ingest_form *ingest_form_new(const char *content_type, ingest_form_part_fn on_part,
+                             ingest_form_data_fn on_data, void *cls);
+void ingest_form_free(ingest_form *form);
+
+/* Reads the next piece of the body, calling back as parts and values come.
+ * Returns 0, or -1 once the form is malformed or a callback stopped it;
+ * every later call returns -1 too. */
+int ingest_form_feed(ingest_form *form, const char *data, size_t size);
+
+/* 1 when the closing boundary has been read, else 0. */
+int ingest_form_complete(const ingest_form *form);
+
+/* Why the form was refused, or that it is incomplete. */
+const char *ingest_form_error(const ingest_form *form);
+
 /* upload.c: the multipart form of POST /v1/posts */
 
 typedef struct ingest_upload {
     ingest_request *req;
-    struct MHD_PostProcessor *processor;
+    ingest_form *form;
     char *image; /* the bytes of the file field "image" */
     size_t image_len;
     size_t image_cap;
     int image_parts;
+    int caption_parts;
+    int current_field;                          /* what the part being read is for */
     char caption[INGEST_CAPTION_MAX_BYTES + 1]; /* NUL-terminated */
     size_t caption_len;
     int receiving;         /* counted in app->uploads_receiving */

@@ -1,7 +1,7 @@
 /*
- * The multipart/form-data body of POST /v1/posts, parsed as it arrives by
- * libmicrohttpd's post processor: the file field "image" and the optional
- * text field "caption". Other fields are read and ignored.
+ * The multipart/form-data body of POST /v1/posts, read as it arrives by
+ * form.c: the file field "image" and the optional text field "caption",
+ * each at most once. Other fields are read and ignored.
  */
 #include "ingest.h"
 
@@ -9,10 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Big enough for the headers of one part; values stream through it. */
-#define POST_BUFFER_SIZE (32 * 1024)
-
 #define FIRST_IMAGE_CAPACITY (256 * 1024)
+
+enum upload_field {
+    FIELD_OTHER,
+    FIELD_IMAGE,
+    FIELD_CAPTION,
+};
 
 /* The body is in, or will never be: the slot goes to the next upload. */
 static void stop_receiving(ingest_upload *upload)
@@ -27,8 +30,7 @@ static void upload_free(void *state)
 {
     ingest_upload *upload = state;
     stop_receiving(upload);
-    if (upload->processor != NULL)
-        MHD_destroy_post_processor(upload->processor);
+    ingest_form_free(upload->form);
     ingest_image_job_release(upload->job);
     free(upload->image);
     free(upload);
@@ -50,76 +52,69 @@ static int reserve_image(ingest_upload *upload, size_t wanted)
     return 0;
 }
 
-static enum MHD_Result take_image(ingest_upload *upload, const char *data, uint64_t off,
-                                  size_t size)
+static int take_image(ingest_upload *upload, const char *data, size_t size)
 {
     ingest_request *req = upload->req;
-    if (off == 0 && upload->image_len > 0) {
-        ingest_request_fail(req, MHD_HTTP_BAD_REQUEST, "invalid_field",
-                            "the form has more than one \"image\" field");
-        return MHD_NO;
-    }
-    if (size == 0)
-        return MHD_YES; /* an empty part: nothing to copy, and no buffer yet */
-
     uint64_t limit = (uint64_t)req->app->cfg.max_upload_bytes;
     if (upload->image_len + size > limit) {
         char message[128];
         snprintf(message, sizeof(message), "the image is larger than the %llu bytes accepted",
                  (unsigned long long)limit);
         ingest_request_fail(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", message);
-        return MHD_NO;
+        return -1;
     }
 
     if (reserve_image(upload, upload->image_len + size) != 0) {
         ingest_request_fail(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error",
                             "no memory for the uploaded image");
-        return MHD_NO;
+        return -1;
     }
     memcpy(upload->image + upload->image_len, data, size);
     upload->image_len += size;
-    return MHD_YES;
+    return 0;
 }
 
-static enum MHD_Result take_caption(ingest_upload *upload, const char *data, uint64_t off,
-                                    size_t size)
+static int take_caption(ingest_upload *upload, const char *data, size_t size)
 {
-    if (off == 0 && upload->caption_len > 0) {
-        ingest_request_fail(upload->req, MHD_HTTP_BAD_REQUEST, "invalid_field",
-                            "the form has more than one \"caption\" field");
-        return MHD_NO;
-    }
     if (upload->caption_len + size > INGEST_CAPTION_MAX_BYTES) {
         ingest_request_fail(upload->req, MHD_HTTP_BAD_REQUEST, "invalid_field",
                             "the caption is longer than 2000 bytes");
-        return MHD_NO;
+        return -1;
     }
 
     memcpy(upload->caption + upload->caption_len, data, size);
     upload->caption_len += size;
     upload->caption[upload->caption_len] = '\0';
-    return MHD_YES;
+    return 0;
 }
 
-static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *key,
-                                const char *filename, const char *content_type,
-                                const char *transfer_encoding, const char *data, uint64_t off,
-                                size_t size)
+/* A second part of a field is refused even when the first was empty: a
+ * proxy in front might have looked at the other one. */
+static int on_part(void *cls, const char *name)
 {
-    (void)kind;
-    (void)filename;
-    (void)content_type;
-    (void)transfer_encoding;
     ingest_upload *upload = cls;
+    upload->current_field = FIELD_OTHER;
+    if (strcmp(name, "image") == 0 && upload->image_parts++ == 0)
+        upload->current_field = FIELD_IMAGE;
+    else if (strcmp(name, "caption") == 0 && upload->caption_parts++ == 0)
+        upload->current_field = FIELD_CAPTION;
+    else if (strcmp(name, "image") == 0 || strcmp(name, "caption") == 0) {
+        char message[64];
+        snprintf(message, sizeof(message), "the form has more than one \"%s\" field", name);
+        ingest_request_fail(upload->req, MHD_HTTP_BAD_REQUEST, "invalid_field", message);
+        return -1;
+    }
+    return 0;
+}
 
-    /* libmicrohttpd passes no key for a part whose name it could not read. */
-    if (key == NULL)
-        return MHD_YES;
-    if (strcmp(key, "image") == 0)
-        return take_image(upload, data, off, size);
-    if (strcmp(key, "caption") == 0)
-        return take_caption(upload, data, off, size);
-    return MHD_YES;
+static int on_data(void *cls, const char *data, size_t size)
+{
+    ingest_upload *upload = cls;
+    if (upload->current_field == FIELD_IMAGE)
+        return take_image(upload, data, size);
+    if (upload->current_field == FIELD_CAPTION)
+        return take_caption(upload, data, size);
+    return 0;
 }
 
 int ingest_upload_begin(ingest_request *req)
@@ -143,21 +138,32 @@ int ingest_upload_begin(ingest_request *req)
     req->state = upload;
     req->free_state = upload_free;
 
-    upload->processor = MHD_create_post_processor(req->conn, POST_BUFFER_SIZE, on_field, upload);
-    if (upload->processor == NULL) {
+    const char *content_type =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    upload->form = ingest_form_new(content_type, on_part, on_data, upload);
+    if (upload->form == NULL) {
         ingest_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_field",
-                           "the multipart/form-data body needs a boundary parameter");
+                           "the multipart/form-data body needs a boundary parameter of 1 to 70 "
+                           "characters");
         return -1;
     }
     return 0;
 }
 
+/* A refusal of a callback was recorded first, and wins. */
+static void reply_form_refused(ingest_request *req, const ingest_form *form)
+{
+    char message[160];
+    snprintf(message, sizeof(message), "the multipart/form-data body is malformed: %s",
+             ingest_form_error(form));
+    ingest_request_fail(req, MHD_HTTP_BAD_REQUEST, "invalid_field", message);
+}
+
 void ingest_upload_take(ingest_request *req, const char *data, size_t size)
 {
     ingest_upload *upload = req->state;
-    if (MHD_post_process(upload->processor, data, size) != MHD_YES)
-        ingest_request_fail(req, MHD_HTTP_BAD_REQUEST, "invalid_field",
-                            "the multipart/form-data body is malformed");
+    if (ingest_form_feed(upload->form, data, size) != 0)
+        reply_form_refused(req, upload->form);
 }
 
 /* Length of the UTF-8 sequence that starts with `lead`, 0 if none does. */
@@ -216,11 +222,9 @@ ingest_upload *ingest_upload_finish_or_reply(ingest_request *req)
     ingest_upload *upload = req->state;
     stop_receiving(upload);
 
-    enum MHD_Result complete = MHD_destroy_post_processor(upload->processor);
-    upload->processor = NULL;
-    if (complete != MHD_YES) {
+    if (!ingest_form_complete(upload->form)) {
         ingest_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_field",
-                           "the multipart/form-data body is malformed or incomplete");
+                           "the multipart/form-data body ends before its closing boundary");
         return NULL;
     }
     if (upload->image_len == 0) {

@@ -742,6 +742,42 @@ def unknown_methods_get_501_and_ambiguous_framing_a_400_that_closes_the_connecti
     check_equal((200, "ok"), (status, body["status"]), "HTTP/1.0 without Host")
 
 
+def post_form(parts):
+    """Posts a multipart form of (Content-Disposition parameters, value)
+    parts, as written."""
+    boundary = "likes-form-test"
+    body = b"".join(b"--%s\r\nContent-Disposition: form-data; %s\r\n\r\n%s\r\n"
+                    % (boundary.encode(), params, value) for params, value in parts)
+    body += b"--%s--\r\n" % boundary.encode()
+    return api.request("POST", "/v1/posts", body,
+                       {"Content-Type": "multipart/form-data; boundary=" + boundary},
+                       author["token"])
+
+
+@test
+def each_form_field_counts_once_however_its_name_is_written():
+    with open(os.path.join(IMAGES, "horse.png"), "rb") as f:
+        image = f.read()
+
+    reply = post_form([(b"name=image; filename=h.png", image), (b"name=caption", b"unquoted")])
+    check_equal(201, reply.status, "status with unquoted names (%s)" % reply.body[:200])
+    check_equal("unquoted", reply.json()["caption"], "caption")
+
+    for parts, field in (([(b'name="image"', b""), (b'name="image"', image)], "image"),
+                         ([(b'name="image"', image), (b"name=image", image)], "image"),
+                         ([(b'name="caption"', b""), (b'name="caption"', b"x"),
+                           (b'name="image"', image)], "caption")):
+        reply = post_form(parts)
+        check_error(reply, 400, "invalid_field")
+        check_equal('the form has more than one "%s" field' % field, reply.json()["message"],
+                    "message")
+
+    reply = post_form([(b"filename=h.png", image)])
+    check_error(reply, 400, "invalid_field")
+    check_equal("the multipart/form-data body is malformed: a part of the form has no name",
+                reply.json()["message"], "message for a part without a name")
+
+
 @test
 def a_chunked_body_past_the_limit_is_cut_off_without_an_answer():
     # libmicrohttpd 0.9.75 cannot answer before a body has ended: the
