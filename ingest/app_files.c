@@ -152,8 +152,10 @@ enum MHD_Result ingest_app_files_get(ingest_request *req)
         return ingest_reply_internal(req, "resolving %s under %s failed: %s", relative,
                                      req->app->cfg.app_dir, strerror(errno));
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && (errno == ENOENT || errno == ELOOP))
+    /* O_NONBLOCK: a FIFO must not hold this thread in open (a socket
+     * fails with ENXIO); fstat below turns away all but regular files. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENXIO))
         return reply_not_found(req);
     if (fd < 0)
         return ingest_reply_internal(req, "opening %s failed: %s", path, strerror(errno));

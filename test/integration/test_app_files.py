@@ -112,6 +112,17 @@ def a_link_that_leads_out_of_the_directory_is_not_followed():
 
 
 @test
+def a_fifo_is_not_served_and_holds_nothing_up():
+    fifo = os.path.join(APP_DIR, "pipe.js")
+    os.mkfifo(fifo)
+    try:
+        check_not_found(lc.Api(timeout=5).request("GET", "/pipe.js"), "a FIFO")
+    finally:
+        os.unlink(fifo)
+    check_equal(200, api.request("GET", "/healthz").status, "health after the FIFO")
+
+
+@test
 def the_app_paths_take_get_and_head_only():
     for path in ("/", "/sw.js", "/assets/x.js"):
         reply = api.request("POST", path, {})
