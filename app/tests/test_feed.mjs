@@ -369,7 +369,7 @@ suite(import.meta.url, (test) => {
 
   test("the feed loads more posts as it scrolls, each once, newest first", async () => {
     const author = await newUser("feeder");
-    for (let i = 0; i < 24; i++) await newPost(author.token, "horse.png", "horse " + i);
+    for (let i = 0; i < 30; i++) await newPost(author.token, "horse.png", "horse " + i);
     const listed = (await api("GET", "/v1/posts?limit=30")).json.posts.map((post) => post.id);
 
     const page = state.page;
