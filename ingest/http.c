@@ -417,7 +417,11 @@ static int check_headers_or_reply(ingest_request *req, const char *version)
 
 /* What %-decoding would hide: libmicrohttpd decodes the target in place
  * before any handler sees it, so that a %00 cuts it short ("/healthz%00x"
- * would be /healthz) and a %2F turns into a separator of segments. */
+ * would be /healthz) and a %2F turns into a separator of segments.
+ *
+ * TODO: a raw NUL byte in the request line still cuts the target short:
+ * libmicrohttpd 0.9.75 hands it on as a C string, without its length,
+ * even to the URI callback, so it cannot be seen from here. */
 enum {
     TARGET_PATH_NUL = 1 << 0,
     TARGET_PATH_SLASH = 1 << 1,
