@@ -72,7 +72,8 @@ static const command commands[] = {
      likesctl_rebuild_redis},
     {"verify",
      "verify [--wait SECONDS] [--all]\n"
-     "                      compare every post's count in Redis and PostgreSQL; exit 1 if any differ",
+     "                      compare every post's count in Redis and PostgreSQL;\n"
+     "                      exit 1 if any differ",
      0, likesctl_verify},
     {"lag", "lag                 show each consumer group's lag per partition", 0, likesctl_lag},
     {"replay",

@@ -40,7 +40,8 @@
  * pairs of posts that do not exist are left out, as the persister does. */
 static const char apply_sql[] =
     "WITH wanted AS (\n"
-    "  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::boolean[]) AS t(post_id, user_id, liked)\n"
+    "  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::boolean[])\n"
+    "    AS t(post_id, user_id, liked)\n"
     "), inserted AS (\n"
     "  INSERT INTO post_likes (post_id, user_id)\n"
     "  SELECT w.post_id, w.user_id FROM wanted w JOIN posts p ON p.id = w.post_id WHERE w.liked\n"

@@ -211,7 +211,8 @@ static void test_invalid_numbers(void)
         {"LIKES_MAX_IMAGE_PIXELS", "0",
          "LIKES_MAX_IMAGE_PIXELS must be an integer from 1 to 1099511627776, not \"0\""},
         {"LIKES_MAX_IMAGE_PIXELS", "1099511627777",
-         "LIKES_MAX_IMAGE_PIXELS must be an integer from 1 to 1099511627776, not \"1099511627777\""},
+         "LIKES_MAX_IMAGE_PIXELS must be an integer from 1 to 1099511627776, "
+         "not \"1099511627777\""},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
