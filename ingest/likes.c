@@ -49,6 +49,11 @@ struct ingest_producer {
     atomic_int open_calls; /* like_calls not yet released */
     atomic_int failed_deliveries;
     atomic_int failed; /* a fatal producer error happened */
+
+    /* Fault injection for tests (LIKES_INJECT_PRODUCER_FATAL_AFTER): after
+     * this many likes produced, the producer fails as on a fatal error. */
+    long inject_fatal_after;
+    atomic_long produced;
 };
 
 enum like_phase {
@@ -96,7 +101,8 @@ static void on_delivery(rd_kafka_t *kafka, const rd_kafka_message_t *message, vo
 }
 
 /* A fatal error leaves the idempotent producer unable to send anything
- * again: stop the whole process rather than answer 503 forever. */
+ * again: stop serving rather than answer 503 forever; main() then starts
+ * the process afresh. */
 static void check_fatal(ingest_producer *producer)
 {
     char reason[256];
@@ -171,6 +177,12 @@ ingest_producer *ingest_producer_new(const lk_config *cfg, char *err, size_t err
 
     if (producer_connect(producer, cfg, err, errlen) != 0)
         goto failed;
+
+    const char *inject = getenv("LIKES_INJECT_PRODUCER_FATAL_AFTER");
+    producer->inject_fatal_after = inject != NULL ? strtol(inject, NULL, 10) : 0;
+    if (producer->inject_fatal_after > 0)
+        lk_log_warn("a fatal producer error will be injected after %ld likes",
+                    producer->inject_fatal_after);
 
     if (pthread_create(&producer->poller, NULL, poll_deliveries, producer) != 0) {
         snprintf(err, errlen, "starting the kafka poller thread failed");
@@ -291,6 +303,11 @@ static rd_kafka_resp_err_t produce(ingest_request *req, like_call *call)
     if (rd_kafka_produce(call->producer->topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, value,
                          (size_t)value_len, key, (size_t)key_len, call) != 0)
         return rd_kafka_last_error();
+
+    ingest_producer *producer = call->producer;
+    if (atomic_fetch_add(&producer->produced, 1) + 1 == producer->inject_fatal_after)
+        rd_kafka_test_fatal_error(producer->kafka, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                  "injected by LIKES_INJECT_PRODUCER_FATAL_AFTER");
     return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 

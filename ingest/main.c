@@ -1,11 +1,12 @@
 /*
  * likes-ingest: the HTTP front door of the like pipeline. Starts the
  * pieces, serves until SIGTERM or SIGINT, then stops taking connections,
- * lets the likes in flight reach Kafka and exits 0 (1 after a fatal Kafka
- * error).
+ * lets the likes in flight reach Kafka and exits 0. After a fatal Kafka
+ * producer error it stops the same way and then runs itself afresh.
  */
 #include "ingest.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -115,8 +116,25 @@ static void stop_serving(ingest_app *app, struct MHD_Daemon *daemon)
     lk_log_info("http stopped, %d like events left undelivered", undelivered);
 }
 
-int main(void)
+/* Replaces this process with a fresh run of the same program: the pid,
+ * the arguments and the environment stay, so whatever supervises ingest
+ * sees no exit, while the Kafka producer, beyond repair, starts anew. */
+static int run_afresh(char **argv, const sigset_t *stop_signals)
 {
+    lk_log_warn("the kafka producer failed beyond repair: starting afresh in 1 s");
+
+    /* A fault that persists then costs one fresh start a second, not a
+     * busy loop. */
+    sleep(1);
+    sigprocmask(SIG_UNBLOCK, stop_signals, NULL);
+    execv("/proc/self/exe", argv);
+    lk_log_error("starting afresh failed: %s; exiting", strerror(errno));
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
     lk_log_init("ingest");
 
     sigset_t stop_signals;
@@ -148,5 +166,5 @@ int main(void)
     int failed = ingest_producer_failed(app.producer);
     app_close(&app);
     lk_log_info("stopped");
-    return failed ? 1 : 0;
+    return failed ? run_afresh(argv, &stop_signals) : 0;
 }

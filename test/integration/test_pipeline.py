@@ -214,5 +214,54 @@ def a_backlog_larger_than_one_script_call_drains_exactly():
     expect_counts(truth.counts(posts), timeout=120)
 
 
+def like_until_acknowledged(conn, token, post_id):
+    """Retries through the restart: until Kafka acknowledges, the outcome
+    is unknown, and liking again is how a client learns it."""
+    for _ in range(200):
+        try:
+            if conn.like(token, post_id).status == 202:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("a like stayed unacknowledged")
+
+
+@test
+def ingest_starts_afresh_after_a_fatal_producer_error():
+    # A second ingest on a port of its own, whose producer is made to fail
+    # fatally after every 4 likes.
+    port = int(os.environ.get("LIKES_HTTP_PORT", "8080")) + 57
+    env = dict(os.environ, LIKES_HTTP_PORT=str(port), LIKES_INJECT_PRODUCER_FATAL_AFTER="4")
+    log_path = os.path.join(RUN_DIR, "logs", "ingest-afresh.log")
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([os.path.join(os.environ["LIKES_BIN_DIR"], "likes-ingest")],
+                                   env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        post = new_post()
+        conn = lc.Api(port=port, timeout=20)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if conn.request("GET", "/healthz").status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        tokens = tokens_for(10)
+        for token in tokens.values():
+            like_until_acknowledged(conn, token, post)
+        expect_counts({post: 10})
+
+        with open(log_path) as log:
+            afresh = sum("starting afresh" in line for line in log)
+        if afresh < 2:
+            raise AssertionError("expected at least 2 fresh starts, saw %d" % afresh)
+        check_equal(None, process.poll(), "exit status while serving (same process)")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=60)
+    check_equal(0, status, "exit status after SIGTERM")
+
+
 if __name__ == "__main__":
     main()
