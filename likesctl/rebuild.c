@@ -22,27 +22,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "backoff.h"
 #include "event.h"
 #include "kafka.h"
 #include "likesctl.h"
-#include "log.h"
-#include "pg.h"
-#include "redis.h"
+#include "progress.h"
+#include "stores.h"
+#include "topic.h"
 
+#define WHO            "likesctl rebuild-redis"
 #define MAX_PARTITIONS 1024
 #define PAGE_ROWS      20000
 #define SETTLE_WAIT_MS 30000
 
 typedef struct rebuild {
     const lk_config *cfg;
-    lk_redis *redis;
-    lk_pg *pg;
-    int tty;
+    redisContext *redis;
+    PGconn *pg;
+    rd_kafka_t *consumer; /* read_committed */
+    progress progress;
 
-    int32_t partition_count;
+    int partition_count;
     int64_t start_offset[MAX_PARTITIONS]; /* the persister's stored position */
     int64_t end_offset[MAX_PARTITIONS];   /* the end once transactions settled */
 
@@ -51,54 +52,26 @@ typedef struct rebuild {
     uint64_t posts_counted;
 } rebuild;
 
-static void progress(rebuild *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* On a terminal one line is rewritten in place; elsewhere nothing is shown
- * until the step's summary line. */
-static void progress(rebuild *r, const char *fmt, ...)
-{
-    if (!r->tty)
-        return;
-    va_list args;
-    va_start(args, fmt);
-    fputs("\r\033[K", stderr);
-    vfprintf(stderr, fmt, args);
-    va_end(args);
-}
-
-static void step_done(rebuild *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void step_done(rebuild *r, const char *fmt, ...)
-{
-    if (r->tty)
-        fputs("\r\033[K", stderr);
-    va_list args;
-    va_start(args, fmt);
-    vprintf(fmt, args);
-    va_end(args);
-    putchar('\n');
-    fflush(stdout);
-}
-
 /* Checks and frees the reply of a command that names `what`. */
-static int redis_ok(redisReply *reply, const char *what)
+static int redis_ok(rebuild *r, redisReply *reply, const char *what)
 {
     int ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
-    if (!ok)
-        fprintf(stderr, "likesctl: redis %s failed: %s\n", what,
-                reply != NULL ? reply->str : "redis unreachable");
+    if (!ok) {
+        fprintf(stderr, "%s: redis %s failed\n", WHO, what);
+        stores_redis_failed(r->cfg, WHO, r->redis, reply);
+    }
     freeReplyObject(reply);
     return ok ? 0 : -1;
 }
 
 /* Reads every pipelined reply; returns -1 if any failed. */
-static int drain_replies(rebuild *r, redisContext *context, size_t count)
+static int drain_replies(rebuild *r, size_t count)
 {
     int rc = 0;
     for (size_t i = 0; i < count; i++) {
         void *reply = NULL;
-        if (redisGetReply(context, &reply) != REDIS_OK) {
-            lk_redis_broken(r->redis, context->errstr);
+        if (redisGetReply(r->redis, &reply) != REDIS_OK) {
+            stores_redis_failed(r->cfg, WHO, r->redis, NULL);
             return -1;
         }
         if (((redisReply *)reply)->type == REDIS_REPLY_ERROR)
@@ -108,37 +81,32 @@ static int drain_replies(rebuild *r, redisContext *context, size_t count)
     return rc;
 }
 
+static int unlink_keys(rebuild *r, const redisReply *keys)
+{
+    const char **argv = malloc((keys->elements + 1) * sizeof(*argv));
+    if (argv == NULL)
+        return -1;
+    argv[0] = "UNLINK";
+    for (size_t i = 0; i < keys->elements; i++)
+        argv[i + 1] = keys->element[i]->str;
+
+    redisReply *deleted = redisCommandArgv(r->redis, (int)keys->elements + 1, argv, NULL);
+    free(argv);
+    return redis_ok(r, deleted, "UNLINK");
+}
+
 /* Deletes every key matching `pattern`, a page of SCAN at a time. */
 static int delete_matching(rebuild *r, const char *pattern)
 {
     char cursor[32] = "0";
     do {
-        redisReply *page =
-            lk_redis_command(r->redis, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        redisReply *page = redisCommand(r->redis, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
         if (page == NULL || page->type != REDIS_REPLY_ARRAY || page->elements != 2) {
-            freeReplyObject(page);
+            redis_ok(r, page, "SCAN");
             return -1;
         }
         snprintf(cursor, sizeof(cursor), "%s", page->element[0]->str);
-
-        redisReply *keys = page->element[1];
-        int rc = 0;
-        if (keys->elements > 0) {
-            const char **argv = malloc((keys->elements + 1) * sizeof(*argv));
-            if (argv == NULL) {
-                freeReplyObject(page);
-                return -1;
-            }
-            argv[0] = "UNLINK";
-            for (size_t i = 0; i < keys->elements; i++)
-                argv[i + 1] = keys->element[i]->str;
-            redisContext *context = lk_redis_get(r->redis);
-            redisReply *deleted =
-                context ? redisCommandArgv(context, (int)keys->elements + 1, argv, NULL) : NULL;
-            rc = deleted != NULL && deleted->type == REDIS_REPLY_INTEGER ? 0 : -1;
-            freeReplyObject(deleted);
-            free(argv);
-        }
+        int rc = page->element[1]->elements > 0 ? unlink_keys(r, page->element[1]) : 0;
         freeReplyObject(page);
         if (rc != 0)
             return -1;
@@ -146,98 +114,71 @@ static int delete_matching(rebuild *r, const char *pattern)
     return 0;
 }
 
-static rd_kafka_t *kafka_client(rebuild *r, const char *isolation)
+/* The high watermark needs a handle that reads uncommitted records: for
+ * one that reads committed records only, Kafka answers the last stable
+ * offset instead. */
+static rd_kafka_t *uncommitted_client(rebuild *r)
 {
     rd_kafka_conf_t *conf = lk_kafka_conf_new(r->cfg, "likesctl");
-    char group[64];
-    snprintf(group, sizeof(group), "likesctl-rebuild-%d", (int)getpid());
-    if (conf == NULL || lk_kafka_conf_set(conf, "isolation.level", isolation) != 0 ||
-        lk_kafka_conf_set(conf, "group.id", group) != 0 ||
-        lk_kafka_conf_set(conf, "enable.auto.commit", "false") != 0 ||
-        lk_kafka_conf_set(conf, "enable.partition.eof", "true") != 0) {
+    if (conf == NULL || lk_kafka_conf_set(conf, "isolation.level", "read_uncommitted") != 0) {
         if (conf != NULL)
             rd_kafka_conf_destroy(conf);
         return NULL;
     }
-
     char err[256];
     rd_kafka_t *client = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (client == NULL) {
-        fprintf(stderr, "likesctl: kafka client: %s\n", err);
+        fprintf(stderr, "%s: cannot create a Kafka client: %s\n", WHO, err);
         rd_kafka_conf_destroy(conf);
     }
     return client;
 }
 
-static int count_partitions(rebuild *r, rd_kafka_t *client)
-{
-    const struct rd_kafka_metadata *metadata = NULL;
-    rd_kafka_topic_t *topic = rd_kafka_topic_new(client, r->cfg->topic_deltas, NULL);
-    rd_kafka_resp_err_t err = rd_kafka_metadata(client, 0, topic, &metadata, 10000);
-    rd_kafka_topic_destroy(topic);
-
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR || metadata->topic_cnt != 1 ||
-        metadata->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        fprintf(stderr, "likesctl: reading the partitions of %s failed: %s\n", r->cfg->topic_deltas,
-                rd_kafka_err2str(err        ? err
-                                 : metadata ? metadata->topics[0].err
-                                            : err));
-        if (metadata != NULL)
-            rd_kafka_metadata_destroy(metadata);
-        return -1;
-    }
-    r->partition_count = metadata->topics[0].partition_cnt;
-    rd_kafka_metadata_destroy(metadata);
-    return r->partition_count <= MAX_PARTITIONS ? 0 : -1;
-}
-
 /* Returns 1 when no transaction is open on any partition of the deltas
- * topic (the last stable offset has reached the high watermark), filling
- * end_offset; 0 when one still is; -1 on failure. */
-static int deltas_settled(rebuild *r, rd_kafka_t *committed, rd_kafka_t *uncommitted)
+ * topic (the last stable offset has reached the high watermark), with
+ * end_offset filled; 0 when one still is; -1 on failure. */
+static int deltas_settled(rebuild *r, rd_kafka_t *uncommitted)
 {
-    int settled = 1;
-    for (int32_t p = 0; p < r->partition_count; p++) {
-        int64_t low, stable, high;
-        if (rd_kafka_query_watermark_offsets(committed, r->cfg->topic_deltas, p, &low, &stable,
-                                             5000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-            rd_kafka_query_watermark_offsets(uncommitted, r->cfg->topic_deltas, p, &low, &high,
-                                             5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            return -1;
-        r->end_offset[p] = stable;
-        if (stable != high)
-            settled = 0;
+    int64_t first[MAX_PARTITIONS], high[MAX_PARTITIONS];
+    const char *topic = r->cfg->topic_deltas;
+    if (topic_offsets(r->consumer, r->cfg, topic, r->partition_count, first, r->end_offset, WHO) !=
+            0 ||
+        topic_offsets(uncommitted, r->cfg, topic, r->partition_count, first, high, WHO) != 0)
+        return -1;
+
+    for (int p = 0; p < r->partition_count; p++) {
+        if (r->end_offset[p] != high[p])
+            return 0;
     }
-    return settled;
+    return 1;
 }
 
 /* Waits until the windows that passed Redis before the flag was set have
  * committed or aborted their transactions. */
 static int wait_for_settled_deltas(rebuild *r)
 {
-    rd_kafka_t *committed = kafka_client(r, "read_committed");
-    rd_kafka_t *uncommitted = kafka_client(r, "read_uncommitted");
-    int rc = -1;
-    if (committed == NULL || uncommitted == NULL || count_partitions(r, committed) != 0)
-        goto done;
+    r->partition_count = topic_partition_count(r->consumer, r->cfg, r->cfg->topic_deltas, WHO);
+    if (r->partition_count < 0 || r->partition_count > MAX_PARTITIONS)
+        return -1;
 
-    for (int waited = 0; waited <= SETTLE_WAIT_MS; waited += 200) {
-        rc = deltas_settled(r, committed, uncommitted);
-        if (rc != 0)
-            break;
-        progress(r, "waiting for open transactions on %s to end (%d ms)", r->cfg->topic_deltas,
-                 waited);
-        lk_sleep_ms(200, NULL);
+    rd_kafka_t *uncommitted = uncommitted_client(r);
+    if (uncommitted == NULL)
+        return -1;
+
+    int rc = 0;
+    for (int waited = 0; rc == 0 && waited <= SETTLE_WAIT_MS; waited += 200) {
+        rc = deltas_settled(r, uncommitted);
+        if (rc == 0) {
+            progress_update(&r->progress, "waiting for open transactions on %s to end",
+                            r->cfg->topic_deltas);
+            lk_sleep_ms(200, NULL);
+        }
     }
-    if (rc == 0)
-        fprintf(stderr, "likesctl: transactions on %s stayed open for %d s\n", r->cfg->topic_deltas,
-                SETTLE_WAIT_MS / 1000);
+    rd_kafka_destroy(uncommitted);
 
-done:
-    if (committed != NULL)
-        rd_kafka_destroy(committed);
-    if (uncommitted != NULL)
-        rd_kafka_destroy(uncommitted);
+    if (rc == 0)
+        fprintf(stderr, "%s: transactions on %s stayed open for %d s\n", WHO, r->cfg->topic_deltas,
+                SETTLE_WAIT_MS / 1000);
     return rc == 1 ? 0 : -1;
 }
 
@@ -247,28 +188,17 @@ static int load_likes(rebuild *r)
     char after_post[24] = "0", after_user[24] = "0";
     for (;;) {
         const char *params[] = {after_post, after_user};
-        PGconn *conn = lk_pg_get(r->pg);
-        PGresult *page = conn ? PQexecParams(conn,
-                                             "SELECT post_id, user_id FROM post_likes "
-                                             "WHERE (post_id, user_id) > ($1::bigint, $2::bigint) "
-                                             "ORDER BY post_id, user_id LIMIT 20000",
-                                             2, NULL, params, NULL, NULL, 0)
-                              : NULL;
-        if (PQresultStatus(page) != PGRES_TUPLES_OK) {
-            fprintf(stderr, "likesctl: reading post_likes failed: %s",
-                    conn ? PQresultErrorMessage(page) : "postgres unreachable\n");
-            PQclear(page);
+        PGresult *page = stores_pg_run(r->pg, WHO, "reading post_likes",
+                                       "SELECT post_id, user_id FROM post_likes "
+                                       "WHERE (post_id, user_id) > ($1::bigint, $2::bigint) "
+                                       "ORDER BY post_id, user_id LIMIT 20000",
+                                       2, params, PGRES_TUPLES_OK);
+        if (page == NULL)
             return -1;
-        }
 
         int rows = PQntuples(page);
-        redisContext *context = lk_redis_get(r->redis);
-        if (context == NULL) {
-            PQclear(page);
-            return -1;
-        }
         for (int i = 0; i < rows; i++)
-            redisAppendCommand(context, "SADD likes:post:%s:users %s", PQgetvalue(page, i, 0),
+            redisAppendCommand(r->redis, "SADD likes:post:%s:users %s", PQgetvalue(page, i, 0),
                                PQgetvalue(page, i, 1));
         if (rows > 0) {
             snprintf(after_post, sizeof(after_post), "%s", PQgetvalue(page, rows - 1, 0));
@@ -276,10 +206,11 @@ static int load_likes(rebuild *r)
         }
         PQclear(page);
 
-        if (drain_replies(r, context, (size_t)rows) != 0)
+        if (drain_replies(r, (size_t)rows) != 0)
             return -1;
         r->rows_loaded += (uint64_t)rows;
-        progress(r, "loading likes from postgres: %" PRIu64 " rows", r->rows_loaded);
+        progress_update(&r->progress, "loading likes from postgres: %" PRIu64 " rows",
+                        r->rows_loaded);
         if (rows < PAGE_ROWS)
             return 0;
     }
@@ -287,21 +218,16 @@ static int load_likes(rebuild *r)
 
 static int load_start_offsets(rebuild *r)
 {
-    for (int32_t p = 0; p < r->partition_count; p++)
-        r->start_offset[p] = RD_KAFKA_OFFSET_BEGINNING;
+    for (int p = 0; p < r->partition_count; p++)
+        r->start_offset[p] = 0;
 
     const char *params[] = {r->cfg->persister_group, r->cfg->topic_deltas};
-    PGconn *conn = lk_pg_get(r->pg);
-    PGresult *rows = conn ? PQexecParams(conn,
-                                         "SELECT partition, next_offset FROM consumer_offsets "
-                                         "WHERE consumer_group = $1 AND topic = $2",
-                                         2, NULL, params, NULL, NULL, 0)
-                          : NULL;
-    if (PQresultStatus(rows) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "likesctl: reading consumer_offsets failed\n");
-        PQclear(rows);
+    PGresult *rows = stores_pg_run(r->pg, WHO, "reading consumer_offsets",
+                                   "SELECT partition, next_offset FROM consumer_offsets "
+                                   "WHERE consumer_group = $1 AND topic = $2",
+                                   2, params, PGRES_TUPLES_OK);
+    if (rows == NULL)
         return -1;
-    }
     for (int i = 0; i < PQntuples(rows); i++) {
         long partition = strtol(PQgetvalue(rows, i, 0), NULL, 10);
         if (partition >= 0 && partition < r->partition_count)
@@ -311,91 +237,47 @@ static int load_start_offsets(rebuild *r)
     return 0;
 }
 
-static void append_delta(redisContext *context, const lk_delta *delta, size_t *commands)
+/* Applies one delta as set operations: a delta applied twice (it may be in
+ * PostgreSQL's rows already) changes nothing more. */
+static int apply_delta(const rd_kafka_message_t *record, void *opaque)
 {
-    for (size_t i = 0; i < delta->liked_count; i++, (*commands)++)
-        redisAppendCommand(context, "SADD likes:post:%" PRId64 ":users %" PRId64, delta->post_id,
-                           delta->liked[i]);
-    for (size_t i = 0; i < delta->unliked_count; i++, (*commands)++)
-        redisAppendCommand(context, "SREM likes:post:%" PRId64 ":users %" PRId64, delta->post_id,
-                           delta->unliked[i]);
-}
-
-static int apply_delta_message(rebuild *r, const rd_kafka_message_t *msg)
-{
+    rebuild *r = opaque;
     lk_delta delta;
     char why[256];
-    if (lk_delta_decode(msg->payload, msg->len, &delta, why, sizeof(why)) != 0) {
+    if (lk_delta_decode(record->payload, record->len, &delta, why, sizeof(why)) != 0) {
         /* The persister skips such a delta too. */
+        progress_clear(&r->progress);
         fprintf(stderr,
-                "likesctl: undecodable delta at partition %" PRId32 " offset %" PRId64
-                " skipped: %s\n",
-                msg->partition, msg->offset, why);
+                "%s: undecodable delta at partition %" PRId32 " offset %" PRId64 " skipped: %s\n",
+                WHO, record->partition, record->offset, why);
         return 0;
     }
 
-    redisContext *context = lk_redis_get(r->redis);
-    size_t commands = 0;
-    if (context != NULL)
-        append_delta(context, &delta, &commands);
+    for (size_t i = 0; i < delta.liked_count; i++)
+        redisAppendCommand(r->redis, "SADD likes:post:%" PRId64 ":users %" PRId64, delta.post_id,
+                           delta.liked[i]);
+    for (size_t i = 0; i < delta.unliked_count; i++)
+        redisAppendCommand(r->redis, "SREM likes:post:%" PRId64 ":users %" PRId64, delta.post_id,
+                           delta.unliked[i]);
+    size_t commands = delta.liked_count + delta.unliked_count;
     lk_delta_clear(&delta);
-    if (context == NULL || drain_replies(r, context, commands) != 0)
+    if (drain_replies(r, commands) != 0)
         return -1;
+
     r->deltas_replayed++;
+    progress_update(&r->progress, "replaying deltas: %" PRIu64 " applied", r->deltas_replayed);
     return 0;
 }
 
-/* Number of partitions whose replay has not reached its end offset. */
-static int partitions_left(rebuild *r, const int64_t *position)
-{
-    int left = 0;
-    for (int32_t p = 0; p < r->partition_count; p++)
-        left += position[p] < r->end_offset[p];
-    return left;
-}
-
-/* Applies, in order, the deltas the persister has not stored yet. Set
- * operations make a delta applied twice (it may already be in PostgreSQL's
- * rows) harmless. */
+/* Applies, in order, the deltas the persister has not stored yet. */
 static int replay_deltas(rebuild *r)
 {
-    rd_kafka_t *consumer = kafka_client(r, "read_committed");
-    if (consumer == NULL)
-        return -1;
-
-    int64_t position[MAX_PARTITIONS];
-    rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(8);
-    for (int32_t p = 0; p < r->partition_count; p++) {
-        rd_kafka_topic_partition_list_add(assignment, r->cfg->topic_deltas, p)->offset =
-            r->start_offset[p];
-        position[p] = r->start_offset[p] < 0 ? 0 : r->start_offset[p];
+    for (int p = 0; p < r->partition_count; p++) {
+        if (topic_read(r->consumer, r->cfg->topic_deltas, p, r->start_offset[p], r->end_offset[p],
+                       apply_delta, r, WHO) != 0)
+            return -1;
     }
-    rd_kafka_assign(consumer, assignment);
-    rd_kafka_topic_partition_list_destroy(assignment);
-
-    int rc = 0;
-    while (rc == 0 && partitions_left(r, position) > 0) {
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(consumer, 1000);
-        if (msg == NULL)
-            continue;
-        if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            /* Only transaction markers were left before the end. */
-            position[msg->partition] = r->end_offset[msg->partition];
-        } else if (msg->err) {
-            fprintf(stderr, "likesctl: reading %s failed: %s\n", r->cfg->topic_deltas,
-                    rd_kafka_message_errstr(msg));
-            rc = -1;
-        } else if (msg->offset < r->end_offset[msg->partition]) {
-            position[msg->partition] = msg->offset + 1;
-            rc = apply_delta_message(r, msg);
-        }
-        rd_kafka_message_destroy(msg);
-        progress(r, "replaying deltas: %" PRIu64 " applied, %d partitions to go",
-                 r->deltas_replayed, partitions_left(r, position));
-    }
-
-    rd_kafka_destroy(consumer);
-    return rc;
+    return 0;
 }
 
 /* Sets every post's count to the size of its users set, a page of posts
@@ -418,12 +300,9 @@ static int count_page(rebuild *r, PGresult *page, int rows)
     for (int i = 0; i < rows; i++)
         argv[i + 3] = PQgetvalue(page, i, 0);
 
-    redisContext *context = lk_redis_get(r->redis);
-    redisReply *reply = context ? redisCommandArgv(context, rows + 3, argv, NULL) : NULL;
-    int rc = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? 0 : -1;
-    freeReplyObject(reply);
+    redisReply *reply = redisCommandArgv(r->redis, rows + 3, argv, NULL);
     free(argv);
-    return rc;
+    return redis_ok(r, reply, "EVAL of the count script");
 }
 
 static int set_counts(rebuild *r)
@@ -431,17 +310,12 @@ static int set_counts(rebuild *r)
     char after[24] = "0";
     for (;;) {
         const char *params[] = {after};
-        PGconn *conn = lk_pg_get(r->pg);
-        PGresult *page = conn ? PQexecParams(conn,
-                                             "SELECT id FROM posts WHERE id > $1::bigint "
-                                             "ORDER BY id LIMIT 20000",
-                                             1, NULL, params, NULL, NULL, 0)
-                              : NULL;
-        if (PQresultStatus(page) != PGRES_TUPLES_OK) {
-            fprintf(stderr, "likesctl: reading posts failed\n");
-            PQclear(page);
+        PGresult *page = stores_pg_run(r->pg, WHO, "reading posts",
+                                       "SELECT id FROM posts WHERE id > $1::bigint "
+                                       "ORDER BY id LIMIT 20000",
+                                       1, params, PGRES_TUPLES_OK);
+        if (page == NULL)
             return -1;
-        }
 
         int rows = PQntuples(page);
         int rc = rows > 0 ? count_page(r, page, rows) : 0;
@@ -452,10 +326,24 @@ static int set_counts(rebuild *r)
             return -1;
 
         r->posts_counted += (uint64_t)rows;
-        progress(r, "setting counts: %" PRIu64 " posts", r->posts_counted);
+        progress_update(&r->progress, "setting counts: %" PRIu64 " posts", r->posts_counted);
         if (rows < PAGE_ROWS)
             return 0;
     }
+}
+
+static void step_done(rebuild *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A finished step: its line on stdout, the progress line cleared. */
+static void step_done(rebuild *r, const char *fmt, ...)
+{
+    progress_clear(&r->progress);
+    va_list args;
+    va_start(args, fmt);
+    vprintf(fmt, args);
+    va_end(args);
+    putchar('\n');
+    fflush(stdout);
 }
 
 static int run_steps(rebuild *r)
@@ -466,7 +354,7 @@ static int run_steps(rebuild *r)
     gmtime_r(&now, &utc);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &utc);
 
-    if (redis_ok(lk_redis_command(r->redis, "SET likes:maintenance rebuild-%s", when),
+    if (redis_ok(r, redisCommand(r->redis, "SET likes:maintenance rebuild-%s", when),
                  "SET likes:maintenance") != 0)
         return -1;
     step_done(r, "count updates paused: the aggregators hold their windows");
@@ -491,9 +379,9 @@ static int run_steps(rebuild *r)
         return -1;
     step_done(r, "counts set for %" PRIu64 " posts", r->posts_counted);
 
-    if (redis_ok(lk_redis_command(r->redis, "SET likes:state rebuilt-%s", when),
+    if (redis_ok(r, redisCommand(r->redis, "SET likes:state rebuilt-%s", when),
                  "SET likes:state") != 0 ||
-        redis_ok(lk_redis_command(r->redis, "DEL likes:maintenance"), "DEL likes:maintenance") != 0)
+        redis_ok(r, redisCommand(r->redis, "DEL likes:maintenance"), "DEL likes:maintenance") != 0)
         return -1;
     step_done(r, "count updates resumed: redis is rebuilt");
     return 0;
@@ -503,28 +391,33 @@ int likesctl_rebuild_redis(const lk_config *cfg, int argc, char **argv)
 {
     (void)argv;
     if (argc != 0) {
-        fprintf(stderr, "likesctl rebuild-redis takes no arguments\n");
+        fprintf(stderr, "%s takes no arguments\n", WHO);
         return 2;
     }
 
-    rebuild r = {.cfg = cfg, .tty = isatty(STDERR_FILENO)};
-    r.redis = lk_redis_new(cfg->redis_host, cfg->redis_port, 30000);
-    r.pg = lk_pg_new(cfg->pg_dsn);
-    if (r.redis == NULL || r.pg == NULL || lk_redis_get(r.redis) == NULL ||
-        lk_pg_get(r.pg) == NULL) {
-        fprintf(stderr, "likesctl: redis %s:%d or postgres unreachable; nothing changed\n",
-                cfg->redis_host, cfg->redis_port);
-        lk_redis_free(r.redis);
-        lk_pg_free(r.pg);
-        return 2;
+    rebuild r = {.cfg = cfg};
+    progress_start(&r.progress);
+    r.redis = stores_redis_connect(cfg, WHO);
+    r.pg = r.redis != NULL ? stores_pg_connect(cfg, WHO) : NULL;
+    r.consumer = r.pg != NULL ? topic_consumer_new(cfg, NULL, WHO) : NULL;
+
+    int rc = 2;
+    if (r.consumer != NULL) {
+        rc = run_steps(&r) == 0 ? 0 : 2;
+        if (rc != 0)
+            fprintf(stderr,
+                    "%s: stopped half-way; count updates stay paused until a run "
+                    "completes\n",
+                    WHO);
+    } else {
+        fprintf(stderr, "%s: nothing changed\n", WHO);
     }
 
-    int rc = run_steps(&r);
-    if (rc != 0)
-        fprintf(stderr, "likesctl: the rebuild stopped half-way; count updates stay paused "
-                        "until a run of likesctl rebuild-redis completes\n");
-
-    lk_redis_free(r.redis);
-    lk_pg_free(r.pg);
-    return rc == 0 ? 0 : 2;
+    if (r.consumer != NULL)
+        topic_consumer_free(r.consumer);
+    if (r.pg != NULL)
+        PQfinish(r.pg);
+    if (r.redis != NULL)
+        redisFree(r.redis);
+    return rc;
 }
