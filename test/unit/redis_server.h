@@ -19,21 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A port of 127.0.0.1 that was free a moment ago. */
-static inline int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
-        port = ntohs(addr.sin_port);
-    close(fd);
-    return port;
-}
+#include "ports.h"
 
 /* Listens on a free port of 127.0.0.1 but never accepts nor answers: the
  * kernel completes the handshake, then silence. Returns the socket. */
@@ -134,12 +120,20 @@ static inline int server_start(server *srv)
     return rc;
 }
 
-/* Ends the server the hard way, as a crash would. */
+/* Ends the server the hard way, as a crash would, and returns once its
+ * port stops answering. A test runs in a child of the process that may
+ * have started the server, so waitpid() cannot always wait for it; the
+ * port closing is what a restart on the same port needs anyway. */
 static inline void server_kill(server *srv)
 {
     if (srv->pid > 0) {
         kill(srv->pid, SIGKILL);
-        waitpid(srv->pid, NULL, 0);
+        if (waitpid(srv->pid, NULL, 0) != srv->pid) {
+            for (int waited = 0; waited < 5000 && can_connect(srv->port); waited += 10) {
+                struct timespec pause = {.tv_sec = 0, .tv_nsec = 10 * 1000000L};
+                nanosleep(&pause, NULL);
+            }
+        }
     }
     srv->pid = 0;
 }
