@@ -1,12 +1,16 @@
 /*
- * Ports for the servers that unit tests start and restart themselves.
+ * What unit tests need for the servers they start and restart themselves:
+ * free ports, a listener that never answers, and whether a program is
+ * installed.
  */
 #ifndef LK_TEST_PORTS_H
 #define LK_TEST_PORTS_H
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +34,39 @@ static inline int free_port(void)
             return port;
     }
     return -1;
+}
+
+/* Listens on a free port of 127.0.0.1 but never accepts nor answers: the
+ * kernel completes the handshake, then silence. Returns the socket. */
+static inline int silent_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fd, 8) != 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(addr.sin_port);
+    return fd;
+}
+
+static inline int on_path(const char *program)
+{
+    const char *path = getenv("PATH");
+    while (path != NULL && *path != '\0') {
+        const char *colon = strchr(path, ':');
+        size_t len = colon != NULL ? (size_t)(colon - path) : strlen(path);
+        char candidate[1024];
+        snprintf(candidate, sizeof(candidate), "%.*s/%s", (int)len, path, program);
+        if (access(candidate, X_OK) == 0)
+            return 1;
+        path = colon != NULL ? colon + 1 : NULL;
+    }
+    return 0;
 }
 
 #endif

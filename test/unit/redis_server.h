@@ -21,39 +21,6 @@
 
 #include "ports.h"
 
-/* Listens on a free port of 127.0.0.1 but never accepts nor answers: the
- * kernel completes the handshake, then silence. Returns the socket. */
-static inline int silent_listener(int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fd, 8) != 0 ||
-        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
-        close(fd);
-        return -1;
-    }
-    *port = ntohs(addr.sin_port);
-    return fd;
-}
-
-static inline int on_path(const char *program)
-{
-    const char *path = getenv("PATH");
-    while (path != NULL && *path != '\0') {
-        const char *colon = strchr(path, ':');
-        size_t len = colon != NULL ? (size_t)(colon - path) : strlen(path);
-        char candidate[1024];
-        snprintf(candidate, sizeof(candidate), "%.*s/%s", (int)len, path, program);
-        if (access(candidate, X_OK) == 0)
-            return 1;
-        path = colon != NULL ? colon + 1 : NULL;
-    }
-    return 0;
-}
-
 typedef struct server {
     pid_t pid;
     int port;

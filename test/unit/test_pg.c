@@ -75,24 +75,6 @@ static void capture_end_lines(capture *cap, char *out, size_t outlen)
     log_lines(raw, out, outlen);
 }
 
-/* ---- ports ---- */
-
-static int bound_socket(int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
-        close(fd);
-        return -1;
-    }
-    *port = ntohs(addr.sin_port);
-    return fd;
-}
-
 static long long now_ms(void)
 {
     struct timespec now;
@@ -113,21 +95,6 @@ typedef struct server {
     int port;
     char dsn[256];
 } server;
-
-static int on_path(const char *program)
-{
-    const char *path = getenv("PATH");
-    while (path != NULL && *path != '\0') {
-        const char *colon = strchr(path, ':');
-        size_t len = colon != NULL ? (size_t)(colon - path) : strlen(path);
-        char candidate[1024];
-        snprintf(candidate, sizeof(candidate), "%.*s/%s", (int)len, path, program);
-        if (access(candidate, X_OK) == 0)
-            return 1;
-        path = colon != NULL ? colon + 1 : NULL;
-    }
-    return 0;
-}
 
 /* PostgreSQL refuses to run as root: as root, run it as user postgres. */
 static int server_user(uid_t *uid, gid_t *gid)
@@ -349,9 +316,8 @@ static void test_silent_port(void)
     /* The kernel completes the handshake on a listening socket nobody
      * accepts from; the server then never says a word. */
     int port = 0;
-    int listener = bound_socket(&port);
+    int listener = silent_listener(&port);
     CHECK(listener >= 0);
-    listen(listener, 8);
 
     char dsn[256];
     snprintf(dsn, sizeof(dsn), "host=127.0.0.1 port=%d dbname=likes user=likes connect_timeout=2",
