@@ -178,32 +178,44 @@ enum MHD_Result ingest_reply_error(ingest_request *req, unsigned status, const c
     return reply_error_with(req, status, code, message, NULL, NULL);
 }
 
-enum MHD_Result ingest_reply_unavailable(ingest_request *req, const char *fmt, ...)
+/* Logs `fmt` with the request's id, method and path at `level`, then
+ * answers with the generic error of `status`: the detail goes to the log,
+ * never to the client. */
+static enum MHD_Result reply_logged(ingest_request *req, lk_log_level level, unsigned status,
+                                    const char *code, const char *message, const char *fmt,
+                                    va_list args) __attribute__((format(printf, 6, 0)));
+
+static enum MHD_Result reply_logged(ingest_request *req, lk_log_level level, unsigned status,
+                                    const char *code, const char *message, const char *fmt,
+                                    va_list args)
 {
     char what[512];
+    vsnprintf(what, sizeof(what), fmt, args);
+    lk_log(level, "request %" PRIu64 ": %s %s: %s, answering %u", req->id, req->method, req->path,
+           what, status);
+    return ingest_reply_error(req, status, code, message);
+}
+
+enum MHD_Result ingest_reply_unavailable(ingest_request *req, const char *fmt, ...)
+{
     va_list args;
     va_start(args, fmt);
-    vsnprintf(what, sizeof(what), fmt, args);
+    enum MHD_Result rc =
+        reply_logged(req, LK_LOG_WARN, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                     "a service this request needs is unavailable, retry shortly", fmt, args);
     va_end(args);
-
-    lk_log_warn("request %" PRIu64 ": %s %s: %s, answering 503", req->id, req->method, req->path,
-                what);
-    return ingest_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
-                              "a service this request needs is unavailable, retry shortly");
+    return rc;
 }
 
 enum MHD_Result ingest_reply_internal(ingest_request *req, const char *fmt, ...)
 {
-    char what[512];
     va_list args;
     va_start(args, fmt);
-    vsnprintf(what, sizeof(what), fmt, args);
+    enum MHD_Result rc =
+        reply_logged(req, LK_LOG_ERROR, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error",
+                     "the server failed to handle the request", fmt, args);
     va_end(args);
-
-    lk_log_error("request %" PRIu64 ": %s %s: %s, answering 500", req->id, req->method, req->path,
-                 what);
-    return ingest_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error",
-                              "the server failed to handle the request");
+    return rc;
 }
 
 void ingest_request_fail(ingest_request *req, unsigned status, const char *code,
