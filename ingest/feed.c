@@ -14,64 +14,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64url.h"
+
 #define CURSOR_PREFIX "v1:"
 
 /* Base64 of "v1:" and 19 digits is 30 characters; more is not ours. */
 #define CURSOR_MAX_LEN 40
 
-static const char base64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /* Cursors */
-
-/* Unpadded base64url of `len` bytes; `out` takes (len * 4 + 2) / 3 + 1. */
-static void base64url_encode(const unsigned char *data, size_t len, char *out)
-{
-    size_t used = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t group = (uint32_t)data[i] << 16;
-        if (i + 1 < len)
-            group |= (uint32_t)data[i + 1] << 8;
-        if (i + 2 < len)
-            group |= data[i + 2];
-
-        size_t chars = len - i >= 3 ? 4 : len - i + 1;
-        for (size_t c = 0; c < chars; c++)
-            out[used++] = base64url[(group >> (18 - 6 * c)) & 0x3f];
-    }
-    out[used] = '\0';
-}
-
-/* Decodes unpadded base64url into `out` (at least len * 3 / 4 bytes).
- * Returns the number of bytes, or -1 for a character outside the alphabet
- * or a length no encoding has. */
-static int base64url_decode(const char *text, size_t len, unsigned char *out)
-{
-    if (len % 4 == 1)
-        return -1;
-
-    uint32_t group = 0;
-    int bits = 0;
-    int used = 0;
-    for (size_t i = 0; i < len; i++) {
-        const char *found = text[i] != '\0' ? strchr(base64url, text[i]) : NULL;
-        if (found == NULL)
-            return -1;
-        group = (group << 6) | (uint32_t)(found - base64url);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[used++] = (unsigned char)(group >> bits);
-            group &= (1u << bits) - 1;
-        }
-    }
-    return used;
-}
 
 static void cursor_encode(int64_t last_id, char *out)
 {
     char text[32];
     int len = snprintf(text, sizeof(text), CURSOR_PREFIX "%" PRId64, last_id);
-    base64url_encode((const unsigned char *)text, (size_t)len, out);
+    lk_base64url_encode((const unsigned char *)text, (size_t)len, out);
 }
 
 /* Takes only what cursor_encode writes, byte for byte: a cursor that
@@ -82,7 +38,7 @@ static int cursor_decode(const char *cursor, size_t len, int64_t *last_id)
         return -1;
 
     unsigned char text[CURSOR_MAX_LEN];
-    int text_len = base64url_decode(cursor, len, text);
+    int text_len = lk_base64url_decode(cursor, len, text);
     size_t prefix = strlen(CURSOR_PREFIX);
     if (text_len <= (int)prefix || text_len > (int)prefix + 19 ||
         memcmp(text, CURSOR_PREFIX, prefix) != 0)

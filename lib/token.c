@@ -7,35 +7,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base64url.h"
+
 /* A label in the signed text lets a future token format never be mistaken
  * for this one, even under the same secret. */
 #define TOKEN_LABEL "likes-token-v1:"
 
 /* 32 bytes of HMAC-SHA256 in unpadded base64url. */
 #define SIGNATURE_LEN 43
-
-static const char base64url_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static void base64url_encode(const unsigned char *in, size_t len, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t chunk = (uint32_t)in[i] << 16;
-        if (i + 1 < len)
-            chunk |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < len)
-            chunk |= in[i + 2];
-
-        out[o++] = base64url_alphabet[(chunk >> 18) & 63];
-        out[o++] = base64url_alphabet[(chunk >> 12) & 63];
-        if (i + 1 < len)
-            out[o++] = base64url_alphabet[(chunk >> 6) & 63];
-        if (i + 2 < len)
-            out[o++] = base64url_alphabet[chunk & 63];
-    }
-    out[o] = '\0';
-}
 
 static int sign(const char *secret, int64_t user_id, char signature[SIGNATURE_LEN + 1])
 {
@@ -49,7 +28,7 @@ static int sign(const char *secret, int64_t user_id, char signature[SIGNATURE_LE
         mac_len != 32)
         return -1;
 
-    base64url_encode(mac, mac_len, signature);
+    lk_base64url_encode(mac, mac_len, signature);
     return 0;
 }
 
