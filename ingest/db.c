@@ -3,6 +3,7 @@
  */
 #include "ingest.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,4 +37,13 @@ PGresult *ingest_db_run(lk_pg *pg, const char *sql, int nparams, const char *con
         if (!lk_pg_check_broken(pg) || !retry || attempt > 0)
             return NULL;
     }
+}
+
+void ingest_db_id_array(const int64_t *ids, size_t count, char *out, size_t outlen)
+{
+    size_t used = (size_t)snprintf(out, outlen, "{");
+    for (size_t i = 0; i < count && used < outlen; i++)
+        used += (size_t)snprintf(out + used, outlen - used, "%s%" PRId64, i > 0 ? "," : "", ids[i]);
+    if (used < outlen)
+        snprintf(out + used, outlen - used, "}");
 }

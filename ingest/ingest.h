@@ -246,6 +246,10 @@ ingest_upload *ingest_upload_finish_or_reply(ingest_request *req);
 PGresult *ingest_db_run(lk_pg *pg, const char *sql, int nparams, const char *const *params,
                         int retry, char *err, size_t errlen);
 
+/* Writes `ids` as a PostgreSQL array literal, "{1,2,3}", for a
+ * `= ANY ($1::bigint[])` parameter. `out` takes 21 bytes per id and 3. */
+void ingest_db_id_array(const int64_t *ids, size_t count, char *out, size_t outlen);
+
 /* posts.c */
 
 enum MHD_Result ingest_posts_create(ingest_request *req);

@@ -20,17 +20,6 @@ static const char likes_sql[] =
     "EXISTS (SELECT 1 FROM post_likes l WHERE l.post_id = c.post_id AND l.user_id = $2) "
     "FROM post_like_counts c WHERE c.post_id = ANY ($1::bigint[])";
 
-/* Writes the ids as a PostgreSQL array literal, "{1,2,3}". */
-static void id_array(const int64_t *post_ids, size_t count, char *out, size_t outlen)
-{
-    size_t used = (size_t)snprintf(out, outlen, "{");
-    for (size_t i = 0; i < count && used < outlen; i++)
-        used += (size_t)snprintf(out + used, outlen - used, "%s%" PRId64, i > 0 ? "," : "",
-                                 post_ids[i]);
-    if (used < outlen)
-        snprintf(out + used, outlen - used, "}");
-}
-
 static void take_row(const PGresult *result, int row, const int64_t *post_ids, size_t count,
                      int64_t *counts, int *liked, int64_t user_id)
 {
@@ -51,7 +40,7 @@ static int read_from_postgres(ingest_app *app, const int64_t *post_ids, size_t c
     /* Up to 19 digits and a comma per id, the braces and the NUL. */
     char ids[INGEST_FEED_MAX_LIMIT * 20 + 3];
     char user[24];
-    id_array(post_ids, count, ids, sizeof(ids));
+    ingest_db_id_array(post_ids, count, ids, sizeof(ids));
     snprintf(user, sizeof(user), "%" PRId64, user_id);
 
     const char *params[] = {ids, user_id > 0 ? user : NULL};

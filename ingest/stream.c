@@ -698,17 +698,6 @@ static int parse_query_or_reply(ingest_request *req, int64_t *post_ids, size_t *
     return 0;
 }
 
-/* Formats ids as a PostgreSQL array literal, "{1,2,3}". */
-static void id_array(const int64_t *post_ids, size_t count, char *out, size_t outlen)
-{
-    size_t used = (size_t)snprintf(out, outlen, "{");
-    for (size_t i = 0; i < count && used < outlen; i++)
-        used += (size_t)snprintf(out + used, outlen - used, "%s%" PRId64, i > 0 ? "," : "",
-                                 post_ids[i]);
-    if (used < outlen)
-        snprintf(out + used, outlen - used, "}");
-}
-
 #define ID_ARRAY_LEN (STREAM_MAX_POSTS * 21 + 3)
 
 static int64_t row_id(const PGresult *result, int row)
@@ -730,7 +719,7 @@ static int check_posts_or_reply(ingest_request *req, const int64_t *post_ids, si
 
     char ids[ID_ARRAY_LEN];
     char err[256];
-    id_array(unknown, unknown_count, ids, sizeof(ids));
+    ingest_db_id_array(unknown, unknown_count, ids, sizeof(ids));
     const char *params[] = {ids};
     PGresult *result =
         ingest_db_run(req->app->pg, "SELECT id FROM posts WHERE id = ANY($1::bigint[])", 1, params,
