@@ -50,9 +50,11 @@ export class FeedView implements View {
     this.cardObserver = new IntersectionObserver((entries) => this.onCardsSeen(entries), {
       rootMargin: "200px 0px",
     });
+    // An entry describes the page when it was queued, which may be before
+    // the first page filled it: check where the end is now.
     this.endObserver = new IntersectionObserver(
       (entries) => {
-        if (entries.some((entry) => entry.isIntersecting)) void this.loadMore();
+        if (entries.some((entry) => entry.isIntersecting)) this.loadMoreIfNear();
       },
       { rootMargin: "800px 0px" },
     );
